@@ -1,0 +1,24 @@
+//! usbnetd: a Linux userspace host driver for USB network functions.
+//!
+//! The crate is laid out the way a frame travels:
+//!
+//! * [`descriptor`]: checked, zero-copy views over the descriptor bytes a device returns, and the
+//!   parsed tree (device, configurations, interfaces, endpoints, CDC functional descriptors).
+//! * [`probe`]: from a parsed tree, every USB network function and what it takes to drive it.
+//! * [`wire`]: byte formats of the datapath and control plane (NTB-16/32, CDC notifications, ...).
+//! * [`class`]: one file per class (NCM, ECM, ...) implementing [`class::ClassDriver`]: bind,
+//!   framing and status; the generic datapath never knows which class it carries.
+//! * [`usb`]: the USB edge: finding, opening and claiming a device through usbfs (nusb), and the
+//!   [`usb::Transport`] seam the ring drives (a real device or [`fake`]).
+//! * [`ring`]: the pipelined URB-style transfer ring with back-pressure.
+//! * [`tap`]: the TAP edge.
+//!
+//! All `unsafe` lives in [`sys`] (ioctls); pure logic has none.
+#![warn(rust_2018_idioms)]
+
+pub mod class;
+pub mod descriptor;
+pub mod dump;
+pub mod probe;
+pub mod usb;
+pub mod wire;

@@ -1,0 +1,2 @@
+//! The `usbnetd` command line.
+fn main() {}
