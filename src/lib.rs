@@ -19,6 +19,12 @@
 pub mod class;
 pub mod descriptor;
 pub mod dump;
+pub mod fake;
 pub mod probe;
+pub mod ring;
+pub mod run;
+pub mod stats;
+pub mod sys;
+pub mod tap;
 pub mod usb;
 pub mod wire;

@@ -1,2 +1,385 @@
-//! The `usbnetd` command line.
-fn main() {}
+//! The `usbnetd` command line: `run` (the default), `dump`, `list`, `stats`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use usbnetd::dump::{self, Strings};
+use usbnetd::probe::{self, ClassKind};
+use usbnetd::ring::Stop;
+use usbnetd::run::{self, RunOptions};
+use usbnetd::usb::{self, Selector, UsbError};
+use usbnetd::{descriptor, stats};
+
+/// Userspace host driver for USB network dongles (CDC-NCM, CDC-ECM, ...): claims the
+/// device through usbfs and brings it up as a TAP interface.
+#[derive(Debug, Parser)]
+#[command(name = "usbnetd", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Bring a USB network function up as a TAP interface (the default command).
+    Run(RunArgs),
+    /// Print a device's descriptors (lsusb -v style, CDC decoded) and what usbnetd would drive.
+    Dump(DumpArgs),
+    /// One line per USB network function present.
+    List,
+    /// Counters of running instances.
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Device: VID:PID, bus-port path (1-1.2) or /dev/bus/usb/BBB/DDD. Default: the first
+    /// USB network function present.
+    #[arg(long, short = 'd')]
+    device: Option<String>,
+    /// Interface name. Default: enx + the MAC's 12 hex digits.
+    #[arg(long, short = 'i')]
+    ifname: Option<String>,
+    /// Drive this class even when the device offers a preferred one.
+    #[arg(long, value_parser = parse_class)]
+    class: Option<ClassKind>,
+    /// Bulk IN transfers kept in flight (default: from speed and transfer size).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    rx_queue: Option<u16>,
+    /// Bulk OUT transfers allowed in flight before reading from the TAP pauses.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    tx_queue: Option<u16>,
+    /// TAP transmit queue length (frames the kernel holds while the OUT ring is full).
+    #[arg(long, default_value_t = 1000)]
+    txqueuelen: u32,
+    /// Directory for the live stats file read by `usbnetd stats`.
+    #[arg(long, default_value = run::STATS_DIR)]
+    stats_dir: PathBuf,
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Debug, Args)]
+struct DumpArgs {
+    /// Read raw descriptor bytes (device descriptor + configurations) from a file.
+    #[arg(long, conflicts_with = "device")]
+    file: Option<PathBuf>,
+    /// A live device: VID:PID, bus-port path or /dev/bus/usb/BBB/DDD.
+    #[arg(long, short = 'd')]
+    device: Option<String>,
+    /// One JSON object (per device) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatsArgs {
+    /// Interface name; default: every running instance.
+    ifname: Option<String>,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+    /// Directory the instances publish in.
+    #[arg(long, default_value = run::STATS_DIR)]
+    stats_dir: PathBuf,
+}
+
+fn parse_class(s: &str) -> Result<ClassKind, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "ncm" => Ok(ClassKind::Ncm),
+        "ecm" => Ok(ClassKind::Ecm),
+        "rndis" => Ok(ClassKind::Rndis),
+        "eem" => Ok(ClassKind::Eem),
+        "subset" => Ok(ClassKind::Subset),
+        _ => Err("expected one of: ncm, ecm, rndis, eem, subset".into()),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_timestamp_millis()
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        None => cmd_run(cli.run),
+        Some(Cmd::Run(a)) => cmd_run(a),
+        Some(Cmd::Dump(a)) => {
+            init_logging(0);
+            cmd_dump(a)
+        }
+        Some(Cmd::List) => {
+            init_logging(0);
+            cmd_list()
+        }
+        Some(Cmd::Stats(a)) => cmd_stats(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(msg) => {
+            eprintln!("usbnetd: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+type CmdResult = Result<u8, String>;
+
+fn selector(s: &str) -> Result<Selector, String> {
+    s.parse::<Selector>().map_err(|e| e.to_string())
+}
+
+fn cmd_run(a: RunArgs) -> CmdResult {
+    init_logging(a.verbose);
+    let opts = RunOptions {
+        device: a.device.as_deref().map(selector).transpose()?,
+        ifname: a.ifname,
+        class: a.class,
+        rx_queue: a.rx_queue.map(usize::from),
+        tx_queue: a.tx_queue.map(usize::from),
+        txqueuelen: a.txqueuelen,
+        stats_dir: a.stats_dir,
+    };
+    if let Some(n) = &opts.ifname {
+        if n.is_empty() || n.len() > 15 || n.contains('/') || n.contains(char::is_whitespace) {
+            return Err(format!(
+                "invalid interface name {n:?}: use 1 to 15 characters, no '/' or spaces"
+            ));
+        }
+    }
+    let stop = Arc::new(Stop::new().map_err(|e| format!("cannot set up signal handling: {e}"))?);
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let w = stop
+            .writer()
+            .map_err(|e| format!("cannot set up signal handling: {e}"))?;
+        signal_hook::low_level::pipe::register(sig, w)
+            .map_err(|e| format!("cannot set up signal handling: {e}"))?;
+    }
+    let ended = run::run(&opts, stop).map_err(|e| e.to_string())?;
+    Ok(ended.status() as u8)
+}
+
+fn cmd_dump(a: DumpArgs) -> CmdResult {
+    if let Some(path) = a.file {
+        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{}: no such file", path.display()),
+            _ => format!("cannot read {}: {e}", path.display()),
+        })?;
+        return Ok(print_dump(&bytes, &Strings::default(), a.json));
+    }
+    let devices = match a.device.as_deref() {
+        Some(s) => vec![usb::find(&selector(s)?).map_err(|e| e.to_string())?],
+        None => {
+            let all = usb::devices().map_err(|e| e.to_string())?;
+            let net: Vec<_> = all
+                .into_iter()
+                .filter(|d| {
+                    d.read_descriptors()
+                        .map(|b| !probe::probe(&descriptor::parse(&b).set).is_empty())
+                        .unwrap_or(false)
+                })
+                .collect();
+            if net.is_empty() {
+                return Err(
+                    "no USB network device present: plug one, or name any device with --device"
+                        .into(),
+                );
+            }
+            net
+        }
+    };
+    let mut status = 0;
+    for d in devices {
+        let bytes = d.read_descriptors().map_err(|e| e.to_string())?;
+        let strings = live_strings(&d, &bytes);
+        if !a.json {
+            println!(
+                "Device {} ({}), {}",
+                d.port_path,
+                d.vid_pid(),
+                d.node.display()
+            );
+        }
+        status = status.max(print_dump(&bytes, &strings, a.json));
+    }
+    Ok(status)
+}
+
+/// Every string descriptor the set refers to, read from the live device (best effort:
+/// reading needs write access to the node; without it, sysfs gives the device strings).
+fn live_strings(d: &usb::UsbDevice, bytes: &[u8]) -> Strings {
+    let parsed = descriptor::parse(bytes);
+    let mut strings = Strings::default();
+    let indices = dump::string_indices(&parsed.set);
+    match d.open() {
+        Ok(dev) => {
+            for i in indices {
+                if let Some(s) = usb::read_string(&dev, i) {
+                    strings.insert(i, s);
+                }
+            }
+        }
+        Err(UsbError::PermissionDenied(_)) => {
+            log::debug!("no access to {}; strings from sysfs only", d.node.display());
+            if let Some(dev) = &parsed.set.device {
+                for (idx, s) in [
+                    (dev.manufacturer_index, d.info.manufacturer_string()),
+                    (dev.product_index, d.info.product_string()),
+                    (dev.serial_index, d.info.serial_number()),
+                ] {
+                    if let (Some(s), true) = (s, idx != 0) {
+                        strings.insert(idx, s.to_string());
+                    }
+                }
+            }
+        }
+        Err(_) => {}
+    }
+    strings
+}
+
+fn print_dump(bytes: &[u8], strings: &Strings, json: bool) -> u8 {
+    let parsed = descriptor::parse(bytes);
+    if json {
+        let v = dump::render_json(&parsed, strings);
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        print!("{}", dump::render_text(&parsed, strings));
+    }
+    if let Some(e) = &parsed.error {
+        if json {
+            eprintln!("usbnetd: malformed descriptors: {e}");
+        }
+        return 1;
+    }
+    0
+}
+
+fn cmd_list() -> CmdResult {
+    let devices = usb::devices().map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for d in &devices {
+        let Ok(bytes) = d.read_descriptors() else {
+            continue;
+        };
+        let parsed = descriptor::parse(&bytes);
+        let functions = probe::probe(&parsed.set);
+        if functions.is_empty() {
+            continue;
+        }
+        let chosen = probe::choose(&functions).map(|c| c.index);
+        let dev = d.open().ok();
+        for (i, f) in functions.iter().enumerate() {
+            let iface = f.control_interface.unwrap_or(f.data_interface);
+            let driver = if d.active_configuration() == Some(f.configuration) {
+                d.interface_driver(iface).unwrap_or_else(|| "-".into())
+            } else {
+                format!("- (configuration {} not active)", f.configuration)
+            };
+            let mac = match (&dev, f.mac_string_index) {
+                (Some(dev), Some(idx)) => usb::read_string(dev, idx)
+                    .and_then(|s| usbnetd::class::parse_mac_string(&s))
+                    .map(|m| {
+                        m.iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<Vec<_>>()
+                            .join(":")
+                    })
+                    .unwrap_or_else(|| "?".into()),
+                (None, Some(_)) => "? (no access)".into(),
+                (_, None) => "-".into(),
+            };
+            rows.push(format!(
+                "{:<8} {}  {:<10} {:<28} driver {:<10} MAC {}{}",
+                d.port_path,
+                d.vid_pid(),
+                f.class.to_string(),
+                d.info.product_string().unwrap_or("?"),
+                driver,
+                mac,
+                if functions.len() > 1 && chosen == Some(i) {
+                    "  (preferred)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    if rows.is_empty() {
+        println!(
+            "no USB network functions present ({} USB devices seen)",
+            devices.len()
+        );
+    }
+    for r in rows {
+        println!("{r}");
+    }
+    Ok(0)
+}
+
+fn cmd_stats(a: StatsArgs) -> CmdResult {
+    let files: Vec<PathBuf> = match &a.ifname {
+        Some(n) => vec![a.stats_dir.join(format!("{n}.json"))],
+        None => std::fs::read_dir(&a.stats_dir)
+            .map(|rd| {
+                let mut v: Vec<PathBuf> = rd
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default(),
+    };
+    if files.is_empty() {
+        return Err(format!(
+            "no running usbnetd instance publishes stats in {}",
+            a.stats_dir.display()
+        ));
+    }
+    let mut all = serde_json::Map::new();
+    for f in files {
+        let name = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(&f).map_err(|_| {
+            format!(
+                "no running usbnetd instance for {name} (no {})",
+                f.display()
+            )
+        })?;
+        let snap: stats::Snapshot = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a usbnetd stats file: {e}", f.display()))?;
+        if a.json {
+            all.insert(name, serde_json::to_value(snap).unwrap_or_default());
+        } else {
+            println!("{name}:");
+            for (k, v) in snap.fields() {
+                println!("  {k:<22} {v}");
+            }
+        }
+    }
+    if a.json {
+        let v = match (&a.ifname, all.len()) {
+            (Some(_), 1) => all.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
+            _ => serde_json::Value::Object(all),
+        };
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    Ok(0)
+}

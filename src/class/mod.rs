@@ -1,1 +1,282 @@
-//! placeholder
+//! Network classes as plug-ins, after the kernel's `struct driver_info`.
+//!
+//! A class is one file implementing [`ClassDriver`]: `bind` does the class's control-plane
+//! bring-up over [`Control`] and returns a [`Binding`] with three small hooks, one per flow:
+//! [`RxFixup`] (one completed bulk IN transfer → Ethernet frames), [`TxFixup`] (frames → one
+//! bulk OUT transfer) and [`StatusFixup`] (interrupt notifications → [`LinkEvent`]s). The
+//! transfer ring ([`crate::ring`]) and the TAP edge never know which class they carry.
+
+pub mod ecm;
+pub mod ncm;
+
+use crate::probe::{ClassKind, NetFunction};
+use crate::usb::Control;
+
+/// An Ethernet MAC address.
+pub type Mac = [u8; 6];
+
+/// Ethernet header length (destination, source, EtherType).
+pub const ETH_HLEN: usize = 14;
+
+/// What the bring-up learned about the link, for the TAP and the ring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The device's MAC address (the TAP takes it).
+    pub mac: Mac,
+    /// Where the MAC came from, for the log ("iMACAddress string 3", ...).
+    pub mac_source: String,
+    /// IP MTU (frame size minus the Ethernet header).
+    pub mtu: u32,
+    /// Bytes to request per bulk IN transfer (a multiple of wMaxPacketSize).
+    pub rx_transfer_size: usize,
+    /// Largest bulk OUT transfer the TX framer produces.
+    pub tx_transfer_size: usize,
+    /// Whether the class reports carrier through notifications; when false, carrier is on
+    /// from the start.
+    pub carrier_from_status: bool,
+    /// A short description of the negotiated framing for the "up" log line.
+    pub framing: String,
+}
+
+/// A link-state change reported by the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// Carrier on or off.
+    Carrier(bool),
+    /// Link speed in bits per second, downstream and upstream.
+    Speed {
+        /// Device → host bit rate.
+        down_bps: u32,
+        /// Host → device bit rate.
+        up_bps: u32,
+    },
+}
+
+/// Frames dropped while decoding IN transfers, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RxDrops {
+    /// Whole transfers rejected (bad NTB header, bad framing).
+    pub bad_transfer: u64,
+    /// Single datagrams/frames rejected (out of range, overlap, too short, too long).
+    pub bad_frame: u64,
+}
+
+/// Splits a completed bulk IN transfer into Ethernet frames.
+pub trait RxFixup: Send {
+    /// Call `deliver` once per frame in `xfer`, in order; count what is dropped in `drops`.
+    fn rx_fixup(&mut self, xfer: &[u8], deliver: &mut dyn FnMut(&[u8]), drops: &mut RxDrops);
+}
+
+/// The transfer is full: submit it and start another before pushing this frame again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+/// Packs frames into one bulk OUT transfer.
+pub trait TxFixup: Send {
+    /// Start a new transfer in `out` (cleared by the caller).
+    fn begin(&mut self, out: &mut Vec<u8>);
+    /// Add `frame` (a whole Ethernet frame). `Err(Full)` leaves `out` untouched.
+    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Full>;
+    /// Close the transfer (headers, padding). Returns whether a zero-length packet must
+    /// follow it (its length is a multiple of wMaxPacketSize and the class wants a ZLP).
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool;
+    /// Whether the open transfer holds any frame.
+    fn is_empty(&self) -> bool;
+}
+
+/// Turns interrupt-endpoint data into link events.
+pub trait StatusFixup: Send {
+    /// One completed interrupt transfer; append what it means to `events`.
+    fn status(&mut self, data: &[u8], events: &mut Vec<LinkEvent>);
+}
+
+/// The status hook shared by the CDC classes (ECM, NCM): NETWORK_CONNECTION and
+/// CONNECTION_SPEED_CHANGE notifications, reassembled across interrupt transfers.
+#[derive(Debug, Default)]
+pub struct CdcStatus {
+    reader: crate::wire::NotificationReader,
+    scratch: Vec<crate::wire::Notification>,
+}
+
+impl StatusFixup for CdcStatus {
+    fn status(&mut self, data: &[u8], events: &mut Vec<LinkEvent>) {
+        use crate::wire::Notification;
+        self.scratch.clear();
+        self.reader.feed(data, &mut self.scratch);
+        for n in self.scratch.drain(..) {
+            match n {
+                Notification::NetworkConnection { connected } => {
+                    events.push(LinkEvent::Carrier(connected))
+                }
+                Notification::ConnectionSpeedChange {
+                    downlink_bps,
+                    uplink_bps,
+                } => events.push(LinkEvent::Speed {
+                    down_bps: downlink_bps,
+                    up_bps: uplink_bps,
+                }),
+                other => log::debug!("notification ignored: {other:?}"),
+            }
+        }
+    }
+}
+
+/// The per-flow hooks a bound class hands to the datapath.
+pub struct Binding {
+    /// Link facts for the TAP and ring sizing.
+    pub link: LinkInfo,
+    /// RX hook.
+    pub rx: Box<dyn RxFixup>,
+    /// TX hook.
+    pub tx: Box<dyn TxFixup>,
+    /// Status hook.
+    pub status: Box<dyn StatusFixup>,
+}
+
+/// Why a bind failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindError {
+    /// A control request failed.
+    #[error("{what} failed: {source}")]
+    Control {
+        /// The request.
+        what: &'static str,
+        /// Transfer error.
+        source: nusb::transfer::TransferError,
+    },
+    /// The device answered with something unusable.
+    #[error("device answered {what} with unusable data: {detail}")]
+    BadReply {
+        /// The request.
+        what: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The class is not implemented yet.
+    #[error("{0} is not supported by this usbnetd yet")]
+    Unsupported(ClassKind),
+}
+
+/// Facts about the bus the bind needs besides the function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusFacts {
+    /// wMaxPacketSize of the bulk endpoints.
+    pub max_packet: usize,
+    /// Whether the device runs at SuperSpeed or faster.
+    pub super_speed: bool,
+}
+
+/// One network class.
+pub trait ClassDriver: Send {
+    /// Which class this is.
+    fn kind(&self) -> ClassKind;
+    /// Control-plane bring-up; the data interface is at alt setting 0 during bind and the
+    /// datapath switches it to `func.data_alt_setting` afterwards.
+    fn bind(
+        &mut self,
+        ctl: &dyn Control,
+        func: &NetFunction,
+        bus: BusFacts,
+    ) -> Result<Binding, BindError>;
+    /// Undo bind on the device (best effort, never fails).
+    fn unbind(&mut self, _ctl: &dyn Control, _func: &NetFunction) {}
+}
+
+/// The driver for a probed class.
+pub fn driver_for(kind: ClassKind) -> Result<Box<dyn ClassDriver>, BindError> {
+    match kind {
+        ClassKind::Ncm => Ok(Box::new(ncm::Ncm::default())),
+        ClassKind::Ecm => Ok(Box::new(ecm::Ecm)),
+        other => Err(BindError::Unsupported(other)),
+    }
+}
+
+/// Parse the 12-hex-digit iMACAddress string (`"0242ac110002"`).
+pub fn parse_mac_string(s: &str) -> Option<Mac> {
+    let s = s.trim();
+    if s.len() != 12 || !s.is_ascii() {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (i, b) in mac.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(mac)
+}
+
+/// A stable locally administered MAC derived from `seed` (e.g. the bus-port path and serial),
+/// for devices that report none.
+pub fn derived_mac(seed: &str) -> Mac {
+    // FNV-1a 64: stable across runs and versions, which is all this needs.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let b = h.to_le_bytes();
+    // Locally administered (bit 1), unicast (bit 0 clear).
+    [(b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5]]
+}
+
+/// The MAC from the function's iMACAddress string, or a derived one.
+pub fn mac_from_function(ctl: &dyn Control, func: &NetFunction, seed: &str) -> (Mac, String) {
+    if let Some(idx) = func.mac_string_index {
+        match ctl.string(idx).as_deref().map(parse_mac_string) {
+            Some(Some(mac)) if mac != [0; 6] && mac[0] & 1 == 0 => {
+                return (mac, format!("iMACAddress string {idx}"));
+            }
+            Some(_) => log::warn!("iMACAddress string {idx} is not a usable MAC; deriving one"),
+            None => log::warn!("cannot read iMACAddress string {idx}; deriving a MAC"),
+        }
+    }
+    (derived_mac(seed), "derived (locally administered)".into())
+}
+
+/// IP MTU from wMaxSegmentSize (which counts the Ethernet header), with sane bounds.
+pub fn mtu_from_segment_size(seg: Option<u16>) -> u32 {
+    match seg.map(u32::from) {
+        Some(s) if s >= 68 + ETH_HLEN as u32 => (s - ETH_HLEN as u32).min(9000),
+        _ => 1500,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_strings() {
+        assert_eq!(
+            parse_mac_string("ee1e4bb2c4e5"),
+            Some([0xee, 0x1e, 0x4b, 0xb2, 0xc4, 0xe5])
+        );
+        assert_eq!(parse_mac_string("EE1E4BB2C4E5").unwrap()[0], 0xee);
+        for bad in [
+            "",
+            "ee1e4bb2c4e",
+            "ee1e4bb2c4e5f",
+            "zz1e4bb2c4e5",
+            "éé1e4bb2c4",
+        ] {
+            assert_eq!(parse_mac_string(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn derived_mac_is_local_unicast_and_stable() {
+        let a = derived_mac("1-1:serial");
+        assert_eq!(a[0] & 0x03, 0x02);
+        assert_eq!(a, derived_mac("1-1:serial"));
+        assert_ne!(a, derived_mac("1-2:serial"));
+    }
+
+    #[test]
+    fn mtu_bounds() {
+        assert_eq!(mtu_from_segment_size(Some(1514)), 1500);
+        assert_eq!(mtu_from_segment_size(Some(0)), 1500);
+        assert_eq!(mtu_from_segment_size(None), 1500);
+        assert_eq!(mtu_from_segment_size(Some(9014)), 9000);
+        assert_eq!(mtu_from_segment_size(Some(u16::MAX)), 9000);
+    }
+}

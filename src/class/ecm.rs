@@ -1,0 +1,183 @@
+//! CDC-ECM (Ethernet Control Model): one Ethernet frame per bulk transfer, a ZLP when a
+//! frame fills its last packet exactly, MAC from the iMACAddress string, link state from
+//! NETWORK_CONNECTION notifications. Reference for behaviour: the kernel's `cdc_ether`.
+
+use super::{
+    mac_from_function, mtu_from_segment_size, BindError, Binding, BusFacts, CdcStatus, ClassDriver,
+    Full, LinkInfo, RxDrops, RxFixup, TxFixup, ETH_HLEN,
+};
+use crate::probe::{ClassKind, NetFunction};
+use crate::usb::Control;
+use crate::wire::cdc::{packet_filter, request};
+
+/// The CDC-ECM class driver.
+#[derive(Debug, Default)]
+pub struct Ecm;
+
+/// The packet filter usbnetd asks for: our own address, broadcast, and all multicast
+/// (we program no multicast list, so IPv6 neighbour discovery needs all of it).
+pub const PACKET_FILTER: u16 =
+    packet_filter::DIRECTED | packet_filter::BROADCAST | packet_filter::ALL_MULTICAST;
+
+/// Round `n` up to a non-zero multiple of `m`.
+pub fn round_up(n: usize, m: usize) -> usize {
+    let m = m.max(1);
+    n.div_ceil(m).max(1) * m
+}
+
+impl ClassDriver for Ecm {
+    fn kind(&self) -> ClassKind {
+        ClassKind::Ecm
+    }
+
+    fn bind(
+        &mut self,
+        ctl: &dyn Control,
+        func: &NetFunction,
+        bus: BusFacts,
+    ) -> Result<Binding, BindError> {
+        let seed = format!("ecm:{}:{}", func.configuration, func.data_interface);
+        let (mac, mac_source) = mac_from_function(ctl, func, &seed);
+        let mtu = mtu_from_segment_size(func.max_segment_size);
+        let max_frame = mtu as usize + ETH_HLEN;
+        if let Some(ctrl) = func.control_interface {
+            // Some devices stall this request; the kernel ignores that too.
+            if let Err(e) = ctl.class_out(
+                request::SET_ETHERNET_PACKET_FILTER,
+                PACKET_FILTER,
+                ctrl,
+                &[],
+            ) {
+                log::warn!(
+                    "SET_ETHERNET_PACKET_FILTER failed ({e}); going on with the device default"
+                );
+            }
+        }
+        // One frame per transfer: ask for a little more than the largest frame, rounded to
+        // whole packets, so every frame ends with a short packet or a ZLP.
+        let rx_transfer_size = round_up(max_frame + 1, bus.max_packet);
+        Ok(Binding {
+            link: LinkInfo {
+                mac,
+                mac_source,
+                mtu,
+                rx_transfer_size,
+                tx_transfer_size: max_frame,
+                carrier_from_status: func.interrupt_in.is_some(),
+                framing: "one frame per transfer".into(),
+            },
+            rx: Box::new(EcmRx { max_frame }),
+            tx: Box::new(EcmTx {
+                max_frame,
+                max_packet: bus.max_packet.max(1),
+                has_frame: false,
+            }),
+            status: Box::new(CdcStatus::default()),
+        })
+    }
+}
+
+/// ECM receive: the transfer is the frame.
+#[derive(Debug)]
+pub struct EcmRx {
+    max_frame: usize,
+}
+
+impl RxFixup for EcmRx {
+    fn rx_fixup(&mut self, xfer: &[u8], deliver: &mut dyn FnMut(&[u8]), drops: &mut RxDrops) {
+        if xfer.len() < ETH_HLEN || xfer.len() > self.max_frame {
+            drops.bad_frame += 1;
+            return;
+        }
+        deliver(xfer);
+    }
+}
+
+/// ECM transmit: one frame per transfer.
+#[derive(Debug)]
+pub struct EcmTx {
+    max_frame: usize,
+    max_packet: usize,
+    has_frame: bool,
+}
+
+impl TxFixup for EcmTx {
+    fn begin(&mut self, _out: &mut Vec<u8>) {
+        self.has_frame = false;
+    }
+
+    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Full> {
+        if self.has_frame || frame.len() > self.max_frame {
+            return Err(Full);
+        }
+        out.extend_from_slice(frame);
+        self.has_frame = true;
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        !out.is_empty() && out.len() % self.max_packet == 0
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.has_frame
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tx_one_frame_per_transfer_with_zlp_on_packet_boundary() {
+        let mut tx = EcmTx {
+            max_frame: 1514,
+            max_packet: 512,
+            has_frame: false,
+        };
+        let mut out = Vec::new();
+        tx.begin(&mut out);
+        assert!(tx.is_empty());
+        tx.push(&mut out, &[0xaa; 1024]).unwrap();
+        assert_eq!(tx.push(&mut out, &[0xbb; 60]), Err(Full));
+        assert_eq!(out.len(), 1024);
+        assert!(tx.finish(&mut out), "1024 = 2 x 512 needs a ZLP");
+        out.clear();
+        tx.begin(&mut out);
+        tx.push(&mut out, &[0xaa; 1000]).unwrap();
+        assert!(!tx.finish(&mut out));
+    }
+
+    #[test]
+    fn tx_refuses_oversized_frame() {
+        let mut tx = EcmTx {
+            max_frame: 1514,
+            max_packet: 512,
+            has_frame: false,
+        };
+        let mut out = Vec::new();
+        tx.begin(&mut out);
+        assert_eq!(tx.push(&mut out, &[0; 1515]), Err(Full));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn rx_drops_runts_and_giants() {
+        let mut rx = EcmRx { max_frame: 1514 };
+        let mut drops = RxDrops::default();
+        let mut got = Vec::new();
+        for len in [0usize, 13, 14, 1514, 1515] {
+            rx.rx_fixup(&vec![1u8; len], &mut |f| got.push(f.len()), &mut drops);
+        }
+        assert_eq!(got, vec![14, 1514]);
+        assert_eq!(drops.bad_frame, 3);
+    }
+
+    #[test]
+    fn round_up_to_packets() {
+        assert_eq!(round_up(1515, 512), 1536);
+        assert_eq!(round_up(1515, 64), 1536);
+        assert_eq!(round_up(0, 512), 512);
+        assert_eq!(round_up(5, 0), 5);
+    }
+}

@@ -1,0 +1,213 @@
+//! CDC-NCM (Network Control Model): frames travel in NCM Transfer Blocks, several per bulk
+//! transfer both ways. Bring-up reads GET_NTB_PARAMETERS, keeps NTB-16, tells the device
+//! the IN size we accept, and builds OUT NTBs within the device's limits (dwNtbOutMaxSize,
+//! wNdpOutDivisor / wNdpOutPayloadRemainder / wNdpOutAlignment, wNtbOutMaxDatagrams).
+//! Reference for behaviour: the kernel's `cdc_ncm`, minus its TX timer: an NTB is closed as
+//! soon as the TAP has nothing more to give (the ring decides when).
+
+use super::{
+    mac_from_function, mtu_from_segment_size, BindError, Binding, BusFacts, CdcStatus, ClassDriver,
+    Full, LinkInfo, RxDrops, RxFixup, TxFixup, ETH_HLEN,
+};
+use crate::class::ecm::{round_up, PACKET_FILTER};
+use crate::probe::{ClassKind, NetFunction};
+use crate::usb::Control;
+use crate::wire::cdc::{request, NTB_FORMAT_16};
+use crate::wire::{self, NtbBuilder, NtbFormat, NtbInputSize, NtbParameters, NtbParams, RxLimits};
+
+/// Largest NTB we ask the device to send (NTB-16 cannot exceed 64 KiB). Bigger NTBs mean
+/// more frames per completion, and every completion costs us a wake-up.
+pub const RX_NTB_MAX: u32 = 65_535;
+/// Largest NTB we build, whatever the device would take: a 32 KiB NTB carries 21 full
+/// frames; beyond that latency grows faster than throughput.
+pub const TX_NTB_MAX: u32 = 32_768;
+/// Smallest IN size worth running with: one NTH, one NDP and one full frame.
+pub const RX_NTB_MIN: u32 = 2048;
+
+/// The CDC-NCM class driver.
+#[derive(Debug, Default)]
+pub struct Ncm;
+
+impl ClassDriver for Ncm {
+    fn kind(&self) -> ClassKind {
+        ClassKind::Ncm
+    }
+
+    fn bind(
+        &mut self,
+        ctl: &dyn Control,
+        func: &NetFunction,
+        bus: BusFacts,
+    ) -> Result<Binding, BindError> {
+        let ctrl = func.control_interface.unwrap_or(func.data_interface);
+        let raw = ctl
+            .class_in(
+                request::GET_NTB_PARAMETERS,
+                0,
+                ctrl,
+                wire::NTB_PARAMETERS_LEN as u16,
+            )
+            .map_err(|source| BindError::Control {
+                what: "GET_NTB_PARAMETERS",
+                source,
+            })?;
+        let p = NtbParameters::parse(&raw).map_err(|e| BindError::BadReply {
+            what: "GET_NTB_PARAMETERS",
+            detail: e.to_string(),
+        })?;
+        log::debug!("NTB parameters: {p:?}");
+        if p.ntb_in_max_size < RX_NTB_MIN {
+            return Err(BindError::BadReply {
+                what: "GET_NTB_PARAMETERS",
+                detail: format!(
+                    "dwNtbInMaxSize {} is too small for one full frame",
+                    p.ntb_in_max_size
+                ),
+            });
+        }
+        let seed = format!("ncm:{}:{}", func.configuration, func.data_interface);
+        let (mac, mac_source) = mac_from_function(ctl, func, &seed);
+        let mtu = mtu_from_segment_size(func.max_segment_size);
+        let max_frame = mtu as usize + ETH_HLEN;
+        let mut device_tx = p;
+        device_tx.ntb_out_max_size = device_tx.ntb_out_max_size.min(TX_NTB_MAX);
+        let tx = NtbParams::from_device(&device_tx, FORMAT, max_frame).map_err(|e| {
+            BindError::BadReply {
+                what: "GET_NTB_PARAMETERS",
+                detail: e.to_string(),
+            }
+        })?;
+        if p.supports_ntb32() {
+            // Both formats offered: say which one we speak (the device's default is 16).
+            if let Err(e) = ctl.class_out(request::SET_NTB_FORMAT, NTB_FORMAT_16, ctrl, &[]) {
+                log::warn!("SET_NTB_FORMAT(NTB-16) failed: {e}");
+            }
+        }
+        let rx_size = p.ntb_in_max_size.min(RX_NTB_MAX);
+        if rx_size != p.ntb_in_max_size {
+            let payload = NtbInputSize {
+                max_size: rx_size,
+                max_datagrams: (func.ncm_capabilities.unwrap_or(0)
+                    & wire::cdc::NCM_CAP_NTB_INPUT_SIZE_8
+                    != 0)
+                    .then_some(0),
+            }
+            .to_bytes();
+            ctl.class_out(request::SET_NTB_INPUT_SIZE, 0, ctrl, &payload)
+                .map_err(|source| BindError::Control {
+                    what: "SET_NTB_INPUT_SIZE",
+                    source,
+                })?;
+        }
+        if let Err(e) = ctl.class_out(
+            request::SET_ETHERNET_PACKET_FILTER,
+            PACKET_FILTER,
+            ctrl,
+            &[],
+        ) {
+            log::debug!(
+                "SET_ETHERNET_PACKET_FILTER failed ({e}); going on with the device default"
+            );
+        }
+        let limits = RxLimits::for_mtu(mtu as usize);
+        let framing = format!(
+            "NTB-16, IN {} B, OUT {} B (divisor {}, remainder {}, NDP alignment {}, max {} datagrams)",
+            rx_size,
+            tx.max_size,
+            tx.divisor,
+            tx.remainder,
+            tx.ndp_alignment,
+            tx.max_datagrams
+        );
+        let tx_size = tx.max_size as usize;
+        Ok(Binding {
+            link: LinkInfo {
+                mac,
+                mac_source,
+                mtu,
+                rx_transfer_size: round_up(rx_size as usize, bus.max_packet),
+                tx_transfer_size: tx_size,
+                carrier_from_status: func.interrupt_in.is_some(),
+                framing,
+            },
+            rx: Box::new(NcmRx { limits }),
+            tx: Box::new(NcmTx {
+                builder: NtbBuilder::new(tx),
+                max_packet: bus.max_packet.max(1),
+                max_size: tx_size,
+                sequence: 0,
+                frames: 0,
+            }),
+            status: Box::new(CdcStatus::default()),
+        })
+    }
+}
+
+/// NCM receive: every datagram of every NDP of the NTB.
+#[derive(Debug)]
+pub struct NcmRx {
+    limits: RxLimits,
+}
+
+impl RxFixup for NcmRx {
+    fn rx_fixup(&mut self, xfer: &[u8], deliver: &mut dyn FnMut(&[u8]), drops: &mut RxDrops) {
+        match wire::parse_ntb(xfer, &self.limits) {
+            Ok(mut dgrams) => {
+                for d in dgrams.by_ref() {
+                    deliver(d);
+                }
+                let d = dgrams.drops();
+                drops.bad_frame += u64::from(d.datagrams() + d.bad_ndp + d.capped);
+                if let Some(e) = dgrams.last_drop() {
+                    log::debug!("NTB {}: dropped datagrams, last: {e}", dgrams.sequence());
+                }
+            }
+            Err(e) => {
+                log::debug!("dropping NTB of {} bytes: {e}", xfer.len());
+                drops.bad_transfer += 1;
+            }
+        }
+    }
+}
+
+/// NCM transmit: aggregate frames into one NTB-16.
+#[derive(Debug)]
+pub struct NcmTx {
+    builder: NtbBuilder,
+    max_packet: usize,
+    max_size: usize,
+    sequence: u16,
+    frames: usize,
+}
+
+impl TxFixup for NcmTx {
+    fn begin(&mut self, out: &mut Vec<u8>) {
+        self.builder.begin(out, self.sequence);
+        self.sequence = self.sequence.wrapping_add(1);
+        self.frames = 0;
+    }
+
+    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Full> {
+        self.builder.push(out, frame).map_err(|_| Full)?;
+        self.frames += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        let len = self.builder.finish(out);
+        // Like cdc_ncm: rather than a ZLP, pad one byte when the NTB ends on a packet
+        // boundary and is shorter than the device's maximum (at the maximum the device
+        // knows the transfer is complete).
+        if len % self.max_packet == 0 && len < self.max_size {
+            out.push(0);
+        }
+        false
+    }
+
+    fn is_empty(&self) -> bool {
+        self.frames == 0
+    }
+}
+
+/// The NTB format this class speaks.
+pub const FORMAT: NtbFormat = NtbFormat::Ntb16;

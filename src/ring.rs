@@ -1,0 +1,615 @@
+//! The transfer ring: the kernel's URB model in userspace.
+//!
+//! Two threads, one per direction, each an event loop over nusb's endpoint queues:
+//!
+//! * **RX**: `rx_queue` bulk IN transfers are always in flight. Each completion goes through
+//!   the class's [`RxFixup`]; every frame is written to the network side and the same buffer
+//!   is resubmitted at once, so steady state allocates nothing. The interrupt endpoint lives
+//!   here too: its notifications become carrier changes.
+//! * **TX**: frames are read from the network side while fewer than `tx_queue` OUT
+//!   transfers are in flight, packed by the class's [`TxFixup`] (NCM: as many as are ready
+//!   into one NTB), and the transfer is submitted as soon as the network side has nothing
+//!   more to read or the transfer is full: no timer ever holds a frame. When every slot is in
+//!   flight the thread stops reading (the frames wait in the TAP's queue, as
+//!   `netif_stop_queue` makes the stack wait) and counts a `tx_busy` stop; a completion frees
+//!   the slot and reading resumes. A frame that has been read is never dropped for lack of
+//!   room: it is carried until a slot frees.
+//!
+//! Each thread sleeps in `poll(2)` on an eventfd that nusb's completion wakers write, on the
+//! shared stop fd, and (TX) on the network fd while it has room. Errors follow one policy
+//! table ([`Policy::of`]): a stall is cleared and the ring goes on, faults are counted and
+//! retried with a breaker, a disconnect ends the run.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use nusb::transfer::{Buffer, Completion, TransferError};
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
+
+use crate::class::{LinkEvent, RxDrops, RxFixup, StatusFixup, TxFixup};
+use crate::stats::Stats;
+use crate::usb::Pipe;
+
+/// Consecutive failed transfers on one endpoint after which the ring gives up (the kernel's
+/// usbnet kills RX at 20 errors in 30 completions; a userspace driver can simply stop and
+/// let the supervisor restart it).
+pub const ERROR_BREAKER: u32 = 64;
+
+/// How long teardown waits for cancelled transfers to come back.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What to do with a failed transfer: the one place errors are classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Cancelled by us (teardown): stop resubmitting.
+    Cancelled,
+    /// Endpoint halted: drain, CLEAR_FEATURE(ENDPOINT_HALT), resume.
+    ClearHalt,
+    /// Device gone: end the run.
+    Unplugged,
+    /// Count, back off briefly, resubmit; the breaker ends a run of them.
+    Retry,
+}
+
+impl Policy {
+    /// Classify a transfer error.
+    pub fn of(e: TransferError) -> Policy {
+        match e {
+            TransferError::Cancelled => Policy::Cancelled,
+            TransferError::Stall => Policy::ClearHalt,
+            TransferError::Disconnected => Policy::Unplugged,
+            _ => Policy::Retry,
+        }
+    }
+}
+
+/// Why a ring thread ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// Asked to stop (signal, or the other direction ended).
+    Stopped,
+    /// The device went away.
+    Unplugged,
+    /// Too many consecutive transfer errors, or an I/O error on the network side.
+    Failed(String),
+}
+
+/// A shared, level-triggered stop flag that `poll(2)` can wait on.
+#[derive(Debug)]
+pub struct Stop {
+    reader: UnixStream,
+    writer: UnixStream,
+}
+
+impl Stop {
+    /// A new, untriggered stop flag.
+    pub fn new() -> io::Result<Stop> {
+        let (reader, writer) = UnixStream::pair()?;
+        writer.set_nonblocking(true)?;
+        Ok(Stop { reader, writer })
+    }
+
+    /// Trigger it (idempotent; safe from any thread).
+    pub fn trigger(&self) {
+        let _ = (&self.writer).write(&[1]);
+    }
+
+    /// The end a signal handler may write to (`signal_hook::low_level::pipe`).
+    pub fn writer(&self) -> io::Result<UnixStream> {
+        self.writer.try_clone()
+    }
+
+    /// Whether it has been triggered.
+    pub fn is_set(&self) -> bool {
+        let mut fds = [PollFd::new(&self.reader, PollFlags::IN)];
+        matches!(poll(&mut fds, Some(&rustix::time::Timespec::default())), Ok(n) if n > 0)
+    }
+}
+
+/// A waker that makes an eventfd readable: nusb's completion thread wakes our `poll`.
+struct EventFdWaker(OwnedFd);
+
+impl Wake for EventFdWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref()
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let _ = rustix::io::write(&self.0, &1u64.to_ne_bytes());
+    }
+}
+
+/// One thread's sleep/wake machinery.
+struct Sleeper {
+    efd: Arc<EventFdWaker>,
+    waker: Waker,
+}
+
+impl Sleeper {
+    fn new() -> io::Result<Sleeper> {
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        let efd = Arc::new(EventFdWaker(fd));
+        let waker = Waker::from(efd.clone());
+        Ok(Sleeper { efd, waker })
+    }
+
+    /// Sleep until a completion wakes us, `stop` is set or `extra` is readable.
+    /// Returns (stop set, extra readable).
+    fn sleep(&self, stop: &Stop, extra: Option<&File>, timeout: Option<Duration>) -> (bool, bool) {
+        let ts = timeout.map(|d| rustix::time::Timespec {
+            tv_sec: d.as_secs() as _,
+            tv_nsec: d.subsec_nanos() as _,
+        });
+        let mut fds = Vec::with_capacity(3);
+        fds.push(PollFd::new(&self.efd.0, PollFlags::IN));
+        fds.push(PollFd::new(&stop.reader, PollFlags::IN));
+        if let Some(f) = extra {
+            fds.push(PollFd::from_borrowed_fd(f.as_fd(), PollFlags::IN));
+        }
+        let _ = poll(&mut fds, ts.as_ref());
+        let stopped = !fds[1].revents().is_empty();
+        let extra_ready = fds.get(2).is_some_and(|f| !f.revents().is_empty());
+        if !fds[0].revents().is_empty() {
+            let mut b = [0u8; 8];
+            let _ = rustix::io::read(&self.efd.0, &mut b);
+        }
+        (stopped, extra_ready)
+    }
+}
+
+/// Take the next completion from `pipe` if one is ready (registering `waker` otherwise).
+fn next(pipe: &mut dyn Pipe, waker: &Waker) -> Option<Completion> {
+    if pipe.pending() == 0 {
+        return None;
+    }
+    match pipe.poll_complete(&mut Context::from_waker(waker)) {
+        Poll::Ready(c) => Some(c),
+        Poll::Pending => None,
+    }
+}
+
+/// Cancel everything on `pipe` and wait (bounded) for it to come back.
+fn drain(pipe: &mut dyn Pipe, sleeper: &Sleeper, stop: &Stop) -> Vec<Completion> {
+    pipe.cancel_all();
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    let mut out = Vec::new();
+    while pipe.pending() > 0 && Instant::now() < deadline {
+        match next(pipe, &sleeper.waker) {
+            Some(c) => out.push(c),
+            None => {
+                sleeper.sleep(stop, None, Some(Duration::from_millis(20)));
+            }
+        }
+    }
+    out
+}
+
+/// Ring sizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingConfig {
+    /// Bulk IN transfers kept in flight.
+    pub rx_queue: usize,
+    /// Bulk OUT transfers allowed in flight.
+    pub tx_queue: usize,
+    /// Bytes requested per IN transfer (a multiple of wMaxPacketSize).
+    pub rx_transfer_size: usize,
+    /// Largest OUT transfer.
+    pub tx_transfer_size: usize,
+    /// Largest frame the network side may hand us (MTU + Ethernet header).
+    pub max_frame: usize,
+}
+
+/// Linux caps all in-flight usbfs memory at `usbfs_memory_mb` (16 MiB by default, shared by
+/// every process). Queue depths are clamped so one instance uses at most a quarter of it;
+/// past the cap, submissions fail with ENOMEM, which nusb reports as a failed transfer.
+pub const USBFS_BUDGET: usize = 4 << 20;
+
+impl RingConfig {
+    /// Default depths from speed and transfer size, after usbnet's rx_qlen reasoning: keep
+    /// the host controller busy for several milliseconds under load (60 full frames' worth
+    /// at high speed, five times that at SuperSpeed), at least 4 and at most what the usbfs
+    /// budget allows. We go deeper than usbnet at small transfer sizes because every
+    /// completion costs a userspace wake-up.
+    pub fn sized(
+        rx_transfer_size: usize,
+        tx_transfer_size: usize,
+        max_frame: usize,
+        super_speed: bool,
+        full_speed: bool,
+    ) -> RingConfig {
+        let budget_bytes = if super_speed {
+            5 * 60 * 1518
+        } else {
+            60 * 1518
+        };
+        let depth = |size: usize| {
+            let size = size.max(1);
+            let want = if full_speed {
+                8
+            } else {
+                (budget_bytes / size).clamp(8, 64)
+            };
+            want.min(USBFS_BUDGET / 2 / size).max(4)
+        };
+        RingConfig {
+            rx_queue: depth(rx_transfer_size),
+            tx_queue: depth(tx_transfer_size),
+            rx_transfer_size,
+            tx_transfer_size,
+            max_frame,
+        }
+    }
+}
+
+/// The RX side: bulk IN + interrupt IN → frames to the network, link events.
+pub struct RxSide {
+    /// Bulk IN endpoint.
+    pub bulk_in: Box<dyn Pipe>,
+    /// Interrupt IN endpoint, if the function has one.
+    pub interrupt: Option<Box<dyn Pipe>>,
+    /// Class RX hook.
+    pub rx: Box<dyn RxFixup>,
+    /// Class status hook.
+    pub status: Box<dyn StatusFixup>,
+    /// Where frames go (TAP fd).
+    pub net: Arc<File>,
+    /// Called on every carrier change.
+    pub on_carrier: Box<dyn FnMut(bool) + Send>,
+}
+
+/// The TX side: frames from the network → bulk OUT.
+pub struct TxSide {
+    /// Bulk OUT endpoint.
+    pub bulk_out: Box<dyn Pipe>,
+    /// Class TX hook.
+    pub tx: Box<dyn TxFixup>,
+    /// Where frames come from (TAP fd, non-blocking).
+    pub net: Arc<File>,
+}
+
+/// Run the RX loop until stop, unplug or failure.
+pub fn run_rx(mut side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit {
+    let sleeper = match Sleeper::new() {
+        Ok(s) => s,
+        Err(e) => return Exit::Failed(format!("eventfd: {e}")),
+    };
+    for _ in 0..cfg.rx_queue.max(1) {
+        let mut b = side.bulk_in.allocate(cfg.rx_transfer_size);
+        b.set_requested_len(cfg.rx_transfer_size);
+        side.bulk_in.submit(b);
+    }
+    if let Some(int) = side.interrupt.as_mut() {
+        let mps = int.max_packet_size().max(1);
+        // 16 bytes hold the largest CDC notification we act on (CONNECTION_SPEED_CHANGE).
+        let len = 16usize.div_ceil(mps) * mps;
+        for _ in 0..2 {
+            let mut b = int.allocate(len);
+            b.set_requested_len(len);
+            int.submit(b);
+        }
+    }
+    let mut drops = RxDrops::default();
+    let mut events = Vec::new();
+    let mut halted: Vec<Buffer> = Vec::new();
+    let mut halting = false;
+    let mut errors_in_row = 0u32;
+    let exit = 'outer: loop {
+        let mut worked = false;
+        while let Some(c) = next(side.bulk_in.as_mut(), &sleeper.waker) {
+            worked = true;
+            match c.status {
+                Ok(()) => {
+                    errors_in_row = 0;
+                    Stats::add(&stats.rx_transfers, 1);
+                    let data = &c.buffer[..c.actual_len.min(c.buffer.len())];
+                    let before = drops;
+                    let net = &side.net;
+                    side.rx.rx_fixup(
+                        data,
+                        &mut |frame| match (&**net).write(frame) {
+                            Ok(_) => {
+                                Stats::add(&stats.rx_frames, 1);
+                                Stats::add(&stats.rx_bytes, frame.len() as u64);
+                            }
+                            Err(_) => Stats::add(&stats.rx_drop_tap, 1),
+                        },
+                        &mut drops,
+                    );
+                    Stats::add(
+                        &stats.rx_drop_bad_transfer,
+                        drops.bad_transfer - before.bad_transfer,
+                    );
+                    Stats::add(&stats.rx_drop_bad_frame, drops.bad_frame - before.bad_frame);
+                }
+                Err(e) => match Policy::of(e) {
+                    Policy::Cancelled => {
+                        if stop.is_set() {
+                            break 'outer Exit::Stopped;
+                        }
+                    }
+                    Policy::Unplugged => break 'outer Exit::Unplugged,
+                    Policy::ClearHalt => {
+                        Stats::add(&stats.rx_errors, 1);
+                        if !halting {
+                            log::warn!(
+                                "bulk IN 0x{:02x} stalled; clearing the halt",
+                                side.bulk_in.address()
+                            );
+                            halting = true;
+                            side.bulk_in.cancel_all();
+                        }
+                    }
+                    Policy::Retry => {
+                        Stats::add(&stats.rx_errors, 1);
+                        errors_in_row += 1;
+                        if errors_in_row >= ERROR_BREAKER {
+                            break 'outer Exit::Failed(format!(
+                                "{errors_in_row} bulk IN transfers failed in a row (last: {e})"
+                            ));
+                        }
+                        // A fault during a disconnect comes in bursts; a short pause
+                        // avoids spinning before the disconnect is reported.
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                },
+            }
+            if halting {
+                halted.push(c.buffer);
+            } else {
+                side.bulk_in.submit(c.buffer);
+            }
+        }
+        if halting && side.bulk_in.pending() == 0 {
+            match side.bulk_in.clear_halt() {
+                Ok(()) => Stats::add(&stats.stalls_cleared, 1),
+                Err(e) if e.kind() == nusb::ErrorKind::Disconnected => break Exit::Unplugged,
+                Err(e) => log::warn!("clear halt on bulk IN failed: {e}"),
+            }
+            halting = false;
+            for b in halted.drain(..) {
+                side.bulk_in.submit(b);
+            }
+            worked = true;
+        }
+        if let Some(int) = side.interrupt.as_mut() {
+            while let Some(c) = next(int.as_mut(), &sleeper.waker) {
+                worked = true;
+                match c.status {
+                    Ok(()) => {
+                        Stats::add(&stats.notifications, 1);
+                        side.status
+                            .status(&c.buffer[..c.actual_len.min(c.buffer.len())], &mut events);
+                    }
+                    Err(e) => match Policy::of(e) {
+                        Policy::Unplugged => break 'outer Exit::Unplugged,
+                        Policy::Cancelled if stop.is_set() => break 'outer Exit::Stopped,
+                        Policy::ClearHalt => {
+                            if int.pending() == 0 {
+                                let _ = int.clear_halt();
+                                Stats::add(&stats.stalls_cleared, 1);
+                            }
+                        }
+                        _ => std::thread::sleep(Duration::from_millis(1)),
+                    },
+                }
+                int.submit(c.buffer);
+            }
+            for ev in events.drain(..) {
+                match ev {
+                    LinkEvent::Carrier(on) => {
+                        Stats::add(&stats.carrier_changes, 1);
+                        log::info!("link {}", if on { "up" } else { "down" });
+                        (side.on_carrier)(on);
+                    }
+                    LinkEvent::Speed { down_bps, up_bps } => {
+                        Stats::set(&stats.speed_down_bps, down_bps.into());
+                        Stats::set(&stats.speed_up_bps, up_bps.into());
+                        log::info!("link speed {down_bps} bit/s down, {up_bps} bit/s up");
+                    }
+                }
+            }
+        }
+        if !worked {
+            let (stopped, _) = sleeper.sleep(stop, None, None);
+            if stopped {
+                break Exit::Stopped;
+            }
+        }
+    };
+    drain(side.bulk_in.as_mut(), &sleeper, stop);
+    if let Some(int) = side.interrupt.as_mut() {
+        drain(int.as_mut(), &sleeper, stop);
+    }
+    exit
+}
+
+/// Run the TX loop until stop, unplug or failure.
+pub fn run_tx(mut side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit {
+    let sleeper = match Sleeper::new() {
+        Ok(s) => s,
+        Err(e) => return Exit::Failed(format!("eventfd: {e}")),
+    };
+    let slots = cfg.tx_queue.max(1);
+    // Allocated once; recycled from completions.
+    let mut free: Vec<Vec<u8>> = (0..slots)
+        .map(|_| Vec::with_capacity(cfg.tx_transfer_size))
+        .collect();
+    let mut frame = vec![0u8; cfg.max_frame.max(64) + 64];
+    // A frame read from the network that did not fit the open transfer.
+    let mut carry: Option<usize> = None;
+    let mut open: Option<Vec<u8>> = None;
+    let mut open_frames = 0u64;
+    let mut in_flight = 0usize;
+    // Frames per transfer in flight, in submission order, for the stats on completion.
+    let mut frames_in_flight = std::collections::VecDeque::with_capacity(slots * 2);
+    let mut busy = false;
+    let mut errors_in_row = 0u32;
+    let mut halting = false;
+
+    let exit = 'outer: loop {
+        // 1. Completions free slots.
+        while let Some(c) = next(side.bulk_out.as_mut(), &sleeper.waker) {
+            let is_zlp = c.buffer.capacity() == 0;
+            let frames: u64 = frames_in_flight.pop_front().unwrap_or(0);
+            match c.status {
+                Ok(()) => {
+                    errors_in_row = 0;
+                    if is_zlp {
+                        Stats::add(&stats.tx_zlps, 1);
+                    } else {
+                        Stats::add(&stats.tx_transfers, 1);
+                        Stats::add(&stats.tx_frames, frames);
+                    }
+                }
+                Err(e) => match Policy::of(e) {
+                    Policy::Unplugged => break 'outer Exit::Unplugged,
+                    Policy::Cancelled if stop.is_set() => break 'outer Exit::Stopped,
+                    Policy::Cancelled => {}
+                    Policy::ClearHalt => {
+                        Stats::add(&stats.tx_errors, 1);
+                        halting = true;
+                    }
+                    Policy::Retry => {
+                        Stats::add(&stats.tx_errors, 1);
+                        errors_in_row += 1;
+                        if errors_in_row >= ERROR_BREAKER {
+                            break 'outer Exit::Failed(format!(
+                                "{errors_in_row} bulk OUT transfers failed in a row (last: {e})"
+                            ));
+                        }
+                    }
+                },
+            }
+            if !is_zlp {
+                let mut v = c.buffer.into_vec();
+                v.clear();
+                free.push(v);
+                in_flight -= 1;
+            }
+        }
+        if halting && side.bulk_out.pending() == 0 {
+            match side.bulk_out.clear_halt() {
+                Ok(()) => Stats::add(&stats.stalls_cleared, 1),
+                Err(e) if e.kind() == nusb::ErrorKind::Disconnected => break Exit::Unplugged,
+                Err(e) => log::warn!("clear halt on bulk OUT failed: {e}"),
+            }
+            halting = false;
+        }
+
+        // 2. Fill transfers from the network while a slot is free.
+        let mut net_empty = false;
+        while !halting {
+            let len = match carry.take() {
+                Some(n) => n,
+                None => match (&*side.net).read(&mut frame) {
+                    Ok(0) => {
+                        net_empty = true;
+                        break;
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        net_empty = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => break 'outer Exit::Failed(format!("reading the TAP: {e}")),
+                },
+            };
+            let f = &frame[..len];
+            if open.is_none() {
+                match free.pop() {
+                    Some(mut v) => {
+                        side.tx.begin(&mut v);
+                        open = Some(v);
+                        open_frames = 0;
+                    }
+                    None => {
+                        carry = Some(len);
+                        if !busy {
+                            busy = true;
+                            Stats::add(&stats.tx_busy, 1);
+                        }
+                        break;
+                    }
+                }
+            }
+            let out = open.as_mut().expect("open transfer");
+            match side.tx.push(out, f) {
+                Ok(()) => {
+                    open_frames += 1;
+                    Stats::add(&stats.tx_bytes, len as u64);
+                }
+                Err(_) if side.tx.is_empty() => {
+                    // Cannot fit even an empty transfer: larger than the device takes.
+                    Stats::add(&stats.tx_drop_oversize, 1);
+                }
+                Err(_) => {
+                    carry = Some(len);
+                    let v = open.take().expect("open transfer");
+                    submit_out(
+                        &mut side,
+                        v,
+                        open_frames,
+                        &mut frames_in_flight,
+                        &mut in_flight,
+                    );
+                }
+            }
+        }
+        // 3. Flush as soon as the network has nothing more for us: no timer holds a frame.
+        if net_empty && open.as_ref().is_some_and(|_| !side.tx.is_empty()) {
+            let v = open.take().expect("open transfer");
+            submit_out(
+                &mut side,
+                v,
+                open_frames,
+                &mut frames_in_flight,
+                &mut in_flight,
+            );
+        }
+        if carry.is_none() && !free.is_empty() {
+            busy = false;
+        }
+
+        // 4. Sleep: on the network fd only while there is room for what it gives us.
+        let room = carry.is_none() && (open.is_some() || !free.is_empty()) && !halting;
+        if net_empty || !room {
+            let (stopped, _) = sleeper.sleep(stop, room.then_some(&*side.net), None);
+            if stopped {
+                break Exit::Stopped;
+            }
+        }
+    };
+    drain(side.bulk_out.as_mut(), &sleeper, stop);
+    exit
+}
+
+fn submit_out(
+    side: &mut TxSide,
+    mut v: Vec<u8>,
+    frames: u64,
+    frames_in_flight: &mut std::collections::VecDeque<u64>,
+    in_flight: &mut usize,
+) {
+    let zlp = side.tx.finish(&mut v);
+    side.bulk_out.submit(Buffer::from(v));
+    frames_in_flight.push_back(frames);
+    *in_flight += 1;
+    if zlp {
+        side.bulk_out.submit(Buffer::new(0));
+        frames_in_flight.push_back(0);
+    }
+}
+
+/// Count a finished run's exit in the log, for the supervisor.
+pub fn describe(exit: &Exit) -> String {
+    match exit {
+        Exit::Stopped => "stopped".into(),
+        Exit::Unplugged => "device unplugged".into(),
+        Exit::Failed(why) => format!("failed: {why}"),
+    }
+}

@@ -1,0 +1,418 @@
+//! `usbnetd run`: bring a USB network function up as a TAP interface and bridge it until a
+//! signal or unplug, then hand everything back.
+//!
+//! Bring-up order, after the kernel's usbnet family: select the probed configuration (only
+//! when it is not the active one), detach kernel drivers and claim the control and data
+//! interfaces, data interface to alt 0, class bind (control requests), data interface to its
+//! data alt setting, open the endpoints, create the TAP, start the ring. Every step's
+//! resources are owned values dropped in reverse order on any error, so a failed start
+//! leaves nothing behind: no TAP, interfaces released, kernel driver re-attached.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nusb::transfer::{Bulk, In, Interrupt, Out};
+use nusb::MaybeFuture;
+
+use crate::class::{self, BindError, BusFacts};
+use crate::descriptor;
+use crate::probe::{self, ClassKind, NetFunction};
+use crate::ring::{self, Exit, RingConfig, RxSide, Stop, TxSide};
+use crate::stats::Stats;
+use crate::tap::{self, Tap, TapConfig, TapError};
+use crate::usb::{self, NusbControl, Selector, UsbDevice, UsbError};
+
+/// Exit status when the device was unplugged (systemd's unit lists it as a success).
+pub const EXIT_UNPLUGGED: i32 = 3;
+/// Exit status when the datapath failed (repeated transfer errors, TAP I/O error).
+pub const EXIT_DATAPATH: i32 = 4;
+
+/// Where running instances publish their counters.
+pub const STATS_DIR: &str = "/run/usbnetd";
+
+/// Options of `usbnetd run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Which device; `None`: the first USB network function present.
+    pub device: Option<Selector>,
+    /// Interface name; `None`: `enx` + MAC.
+    pub ifname: Option<String>,
+    /// Drive this class even if the probe prefers another one the device offers.
+    pub class: Option<ClassKind>,
+    /// Bulk IN transfers in flight (default from speed and transfer size).
+    pub rx_queue: Option<usize>,
+    /// Bulk OUT transfers in flight.
+    pub tx_queue: Option<usize>,
+    /// TAP txqueuelen.
+    pub txqueuelen: u32,
+    /// Directory for the stats file.
+    pub stats_dir: PathBuf,
+}
+
+/// Everything that can stop `run` before the datapath starts.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// USB-side problem.
+    #[error(transparent)]
+    Usb(#[from] UsbError),
+    /// TAP-side problem.
+    #[error(transparent)]
+    Tap(#[from] TapError),
+    /// Class bring-up failed.
+    #[error("{class} bring-up failed: {source}")]
+    Bind {
+        /// Class.
+        class: ClassKind,
+        /// Cause.
+        source: BindError,
+    },
+    /// No network function found.
+    #[error("{0}")]
+    NoFunction(String),
+    /// Setting up the process (signals, threads).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// How a run ended once the interface was up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// The interface that was up.
+    pub ifname: String,
+    /// Why it ended.
+    pub exit: Exit,
+}
+
+impl Ended {
+    /// The process exit status for this end.
+    pub fn status(&self) -> i32 {
+        match self.exit {
+            Exit::Stopped => 0,
+            Exit::Unplugged => EXIT_UNPLUGGED,
+            Exit::Failed(_) => EXIT_DATAPATH,
+        }
+    }
+}
+
+/// The device and function to drive.
+pub struct Target {
+    /// The device.
+    pub dev: UsbDevice,
+    /// The function.
+    pub func: NetFunction,
+    /// Why this function (when the device had several).
+    pub reason: String,
+}
+
+/// Find what to drive.
+pub fn select(sel: Option<&Selector>, class: Option<ClassKind>) -> Result<Target, RunError> {
+    let candidates = match sel {
+        Some(s) => vec![usb::find(s)?],
+        None => usb::devices()?,
+    };
+    let mut why_not = Vec::new();
+    for dev in candidates {
+        let bytes = match dev.read_descriptors() {
+            Ok(b) => b,
+            Err(e) if sel.is_some() => return Err(e.into()),
+            Err(_) => continue,
+        };
+        let parsed = descriptor::parse(&bytes);
+        let functions = probe::probe(&parsed.set);
+        let pick = match class {
+            Some(k) => functions
+                .iter()
+                .position(|f| f.class == k)
+                .map(|i| (i, format!("{k} requested with --class"))),
+            None => probe::choose(&functions).map(|c| (c.index, c.reason)),
+        };
+        match pick {
+            Some((i, reason)) => {
+                return Ok(Target {
+                    dev,
+                    func: functions[i].clone(),
+                    reason,
+                })
+            }
+            None => why_not.push(format!("{} ({})", dev.port_path, dev.vid_pid())),
+        }
+    }
+    let what = match class {
+        Some(k) => format!("no {k} function"),
+        None => "no USB network function".into(),
+    };
+    Err(RunError::NoFunction(match sel {
+        Some(s) => format!("{s}: {what} found (see `usbnetd dump --device {s}`)"),
+        None if why_not.is_empty() => {
+            format!("{what} found: plug a dongle, or name one with --device")
+        }
+        None => format!("{what} found among {}", why_not.join(", ")),
+    }))
+}
+
+/// The claimed interfaces; dropped data first so the kernel driver can re-bind the control
+/// interface (cdc_ether/cdc_ncm claim the data interface from the control one's probe).
+struct Claimed {
+    data: Option<nusb::Interface>,
+    control: Option<nusb::Interface>,
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        drop(self.data.take());
+        drop(self.control.take());
+    }
+}
+
+/// Run until stopped. `stop` is triggered by signals (set up by the caller).
+pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
+    let Target { dev, func, reason } = select(opts.device.as_ref(), opts.class)?;
+    let devname = format!("{} ({})", dev.port_path, dev.vid_pid());
+    log::info!("{devname}: driving {} ({reason})", func.class);
+    let mut driver = class::driver_for(func.class).map_err(|source| RunError::Bind {
+        class: func.class,
+        source,
+    })?;
+    let device = dev.open()?;
+    let nusb_err = |what: &str, e: nusb::Error| UsbError::from_nusb(what, &devname, e);
+
+    // Configuration.
+    let active = device
+        .active_configuration()
+        .map(|c| c.configuration_value())
+        .unwrap_or(0);
+    if active != func.configuration {
+        log::info!(
+            "{devname}: switching configuration {active} -> {}",
+            func.configuration
+        );
+        if let Ok(cfg) = device.active_configuration() {
+            for i in cfg.interface_alt_settings().map(|a| a.interface_number()) {
+                let _ = device.detach_kernel_driver(i);
+            }
+        }
+        device
+            .set_configuration(func.configuration)
+            .wait()
+            .map_err(|e| nusb_err("set configuration", e))?;
+    }
+
+    // Interfaces.
+    let claim = |n: u8| {
+        device.detach_and_claim_interface(n).wait().map_err(|e| {
+            if e.kind() == nusb::ErrorKind::Busy {
+                UsbError::Busy {
+                    device: devname.clone(),
+                    interface: n,
+                }
+            } else {
+                nusb_err(&format!("claim interface {n}"), e)
+            }
+        })
+    };
+    let mut claimed = Claimed {
+        data: None,
+        control: None,
+    };
+    if let Some(c) = func.control_interface {
+        claimed.control = Some(claim(c)?);
+    }
+    let data_if = claim(func.data_interface)?;
+    claimed.data = Some(data_if.clone());
+    if func.data_alt_setting != 0 {
+        data_if
+            .set_alt_setting(0)
+            .wait()
+            .map_err(|e| nusb_err("data interface alt 0", e))?;
+    }
+
+    // Class bind.
+    let ctl = NusbControl {
+        interface: claimed.control.clone().unwrap_or_else(|| data_if.clone()),
+        device: device.clone(),
+    };
+    let speed = device.speed();
+    let bus = BusFacts {
+        max_packet: usize::from(func.max_packet_size).max(1),
+        super_speed: matches!(
+            speed,
+            Some(nusb::Speed::Super) | Some(nusb::Speed::SuperPlus)
+        ),
+    };
+    let binding = driver
+        .bind(&ctl, &func, bus)
+        .map_err(|source| RunError::Bind {
+            class: func.class,
+            source,
+        })?;
+    let unbind = |driver: &mut Box<dyn class::ClassDriver>| driver.unbind(&ctl, &func);
+    let result = (|| {
+        data_if
+            .set_alt_setting(func.data_alt_setting)
+            .wait()
+            .map_err(|e| nusb_err(&format!("data interface alt {}", func.data_alt_setting), e))?;
+        let bulk_in = data_if
+            .endpoint::<Bulk, In>(func.bulk_in)
+            .map_err(|e| nusb_err("open bulk IN", e))?;
+        let bulk_out = data_if
+            .endpoint::<Bulk, Out>(func.bulk_out)
+            .map_err(|e| nusb_err("open bulk OUT", e))?;
+        let interrupt = match (func.interrupt_in, &claimed.control) {
+            (Some(addr), Some(c)) => Some(
+                c.endpoint::<Interrupt, In>(addr)
+                    .map_err(|e| nusb_err("open interrupt IN", e))?,
+            ),
+            _ => None,
+        };
+        let link = binding.link.clone();
+        let ifname = opts
+            .ifname
+            .clone()
+            .unwrap_or_else(|| tap::default_name(&link.mac));
+        let tap = Tap::create(&TapConfig {
+            name: ifname,
+            mac: link.mac,
+            mtu: link.mtu,
+            txqueuelen: opts.txqueuelen,
+        })?;
+        if !link.carrier_from_status {
+            let _ = tap.set_carrier(true);
+        }
+        let max_frame = link.mtu as usize + class::ETH_HLEN;
+        let mut cfg = RingConfig::sized(
+            link.rx_transfer_size,
+            link.tx_transfer_size,
+            max_frame,
+            bus.super_speed,
+            matches!(speed, Some(nusb::Speed::Full) | Some(nusb::Speed::Low)),
+        );
+        cfg.rx_queue = opts.rx_queue.unwrap_or(cfg.rx_queue);
+        cfg.tx_queue = opts.tx_queue.unwrap_or(cfg.tx_queue);
+        let mac = link
+            .mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        log::info!(
+            "{} up: MAC {mac} ({}), MTU {}, {} on {devname}, {} speed, {}; rx queue {} x {} B, tx queue {} x {} B",
+            tap.name(),
+            link.mac_source,
+            link.mtu,
+            func.class,
+            speed.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_else(|| "unknown".into()),
+            link.framing,
+            cfg.rx_queue,
+            cfg.rx_transfer_size,
+            cfg.tx_queue,
+            cfg.tx_transfer_size,
+        );
+        let stats = Arc::new(Stats::default());
+        let stats_file = StatsFile::new(&opts.stats_dir, tap.name());
+        let exit = std::thread::scope(|s| {
+            let rx = RxSide {
+                bulk_in: Box::new(bulk_in),
+                interrupt: interrupt.map(|i| Box::new(i) as Box<dyn usb::Pipe>),
+                rx: binding.rx,
+                status: binding.status,
+                net: tap.file(),
+                on_carrier: Box::new(tap.carrier_setter()),
+            };
+            let tx = TxSide {
+                bulk_out: Box::new(bulk_out),
+                tx: binding.tx,
+                net: tap.file(),
+            };
+            let (st, sp) = (&*stats, &*stop);
+            let rx_t = s.spawn(move || {
+                let e = ring::run_rx(rx, cfg, st, sp);
+                sp.trigger();
+                e
+            });
+            let tx_t = s.spawn(move || {
+                let e = ring::run_tx(tx, cfg, st, sp);
+                sp.trigger();
+                e
+            });
+            // The stats writer runs here until both ring threads are done.
+            while !(rx_t.is_finished() && tx_t.is_finished()) {
+                stats_file.write(&stats.snapshot());
+                std::thread::sleep(Duration::from_millis(200).min(Duration::from_secs(1)));
+            }
+            let rx_e = rx_t
+                .join()
+                .unwrap_or(Exit::Failed("RX thread panicked".into()));
+            let tx_e = tx_t
+                .join()
+                .unwrap_or(Exit::Failed("TX thread panicked".into()));
+            // The more telling of the two.
+            match (rx_e, tx_e) {
+                (Exit::Unplugged, _) | (_, Exit::Unplugged) => Exit::Unplugged,
+                (Exit::Failed(w), _) | (_, Exit::Failed(w)) => Exit::Failed(w),
+                _ => Exit::Stopped,
+            }
+        });
+        stats_file.write(&stats.snapshot());
+        let snap = stats.snapshot();
+        log::info!(
+            "{}: {}; rx {} frames, tx {} frames, tx_busy {}, drops rx {}/{}/{} tx {}",
+            tap.name(),
+            ring::describe(&exit),
+            snap.rx_frames,
+            snap.tx_frames,
+            snap.tx_busy,
+            snap.rx_drop_bad_transfer,
+            snap.rx_drop_bad_frame,
+            snap.rx_drop_tap,
+            snap.tx_drop_oversize,
+        );
+        stats_file.remove();
+        Ok(Ended {
+            ifname: tap.name().to_string(),
+            exit,
+        })
+    })();
+    if !matches!(&result, Ok(e) if e.exit == Exit::Unplugged) {
+        unbind(&mut driver);
+    }
+    drop(ctl);
+    drop(data_if);
+    drop(claimed);
+    result
+}
+
+/// The per-instance JSON stats file under [`STATS_DIR`].
+pub struct StatsFile {
+    path: Option<PathBuf>,
+}
+
+impl StatsFile {
+    /// Create the directory if needed; on failure the instance simply publishes nothing.
+    pub fn new(dir: &std::path::Path, ifname: &str) -> StatsFile {
+        let path = std::fs::create_dir_all(dir)
+            .map(|()| dir.join(format!("{ifname}.json")))
+            .map_err(|e| log::warn!("stats will not be published in {}: {e}", dir.display()))
+            .ok();
+        StatsFile { path }
+    }
+
+    /// Replace the file atomically with `snap`.
+    pub fn write(&self, snap: &crate::stats::Snapshot) {
+        let Some(path) = &self.path else { return };
+        let tmp = path.with_extension("json.tmp");
+        if let Ok(json) = serde_json::to_vec_pretty(snap) {
+            if std::fs::write(&tmp, json).is_ok() {
+                let _ = std::fs::rename(&tmp, path);
+            }
+        }
+    }
+
+    /// Remove the file (the instance is gone).
+    pub fn remove(&self) {
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Datapath counters: written by the ring threads with relaxed atomics (each counter is
+//! independent; readers want a recent value, not a consistent cut), read by the stats file
+//! writer and by `usbnetd stats`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Live counters of one running instance.
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: AtomicU64,)*
+        }
+
+        /// A copy of [`Stats`] at one moment, for JSON and display.
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Snapshot {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl Stats {
+            /// Read every counter.
+            pub fn snapshot(&self) -> Snapshot {
+                Snapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            }
+        }
+
+        impl Snapshot {
+            /// `(name, value)` pairs in declaration order, for text output.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Frames written to the TAP.
+    rx_frames,
+    /// Bytes of frames written to the TAP.
+    rx_bytes,
+    /// Bulk IN transfers completed with data.
+    rx_transfers,
+    /// IN transfers rejected whole by the class (bad NTB header, ...).
+    rx_drop_bad_transfer,
+    /// Single frames/datagrams rejected by the class.
+    rx_drop_bad_frame,
+    /// Frames the TAP refused (interface down, queue full).
+    rx_drop_tap,
+    /// Frames read from the TAP and sent.
+    tx_frames,
+    /// Bytes of those frames.
+    tx_bytes,
+    /// Bulk OUT transfers completed (NTBs for NCM).
+    tx_transfers,
+    /// Zero-length packets sent after transfers ending on a packet boundary.
+    tx_zlps,
+    /// Times the OUT ring was full and reading from the TAP stopped (NETDEV_TX_BUSY).
+    tx_busy,
+    /// Frames dropped because they cannot fit any transfer (larger than the device's maximum).
+    tx_drop_oversize,
+    /// OUT transfers that failed (their frames are lost; counted per transfer).
+    tx_errors,
+    /// IN transfers that failed (not counting cancellation at exit).
+    rx_errors,
+    /// Stalled endpoints cleared with CLEAR_FEATURE(ENDPOINT_HALT).
+    stalls_cleared,
+    /// Interrupt notifications received.
+    notifications,
+    /// Carrier changes reported by the device.
+    carrier_changes,
+    /// Last reported downstream speed (bit/s), 0 when unknown.
+    speed_down_bps,
+    /// Last reported upstream speed (bit/s), 0 when unknown.
+    speed_up_bps,
+}
+
+impl Stats {
+    /// Add `n` to counter `c`.
+    #[inline]
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Set counter `c` to `v`.
+    #[inline]
+    pub fn set(c: &AtomicU64, v: u64) {
+        c.store(v, Ordering::Relaxed);
+    }
+}

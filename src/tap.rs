@@ -1,0 +1,137 @@
+//! The TAP edge: a kernel network interface whose frames usbnetd reads and writes.
+//!
+//! We use our own five ioctls (in [`crate::sys::tap`]) rather than a crate: `tun-tap` is
+//! passively maintained on futures 0.1, and `tun-rs` is a large async-first crate that still
+//! lacks `TUNSETCARRIER`, the one call link state needs. The interface is not persistent:
+//! dropping the [`Tap`] (or the process dying) removes it.
+
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+
+use crate::class::Mac;
+use crate::sys::tap as sys;
+
+/// How to create the interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TapConfig {
+    /// Interface name (at most 15 bytes).
+    pub name: String,
+    /// MAC address.
+    pub mac: Mac,
+    /// IP MTU.
+    pub mtu: u32,
+    /// Transmit queue length: frames the kernel queues for us while the OUT ring is full.
+    pub txqueuelen: u32,
+}
+
+/// Errors creating the TAP, each with the fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TapError {
+    /// `/dev/net/tun` is missing.
+    #[error("/dev/net/tun does not exist: load the tun module (modprobe tun) or, in a container, pass /dev/net/tun through")]
+    NoTun,
+    /// No CAP_NET_ADMIN.
+    #[error("permission denied creating TAP interface {0}: run as root or give usbnetd CAP_NET_ADMIN (the systemd unit does)")]
+    Permission(String),
+    /// The name is taken by a non-TAP interface or another TAP owner.
+    #[error("cannot create TAP interface {0}: the name is in use; choose another with --ifname")]
+    Busy(String),
+    /// Any other failure.
+    #[error("{what} on {name}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Interface.
+        name: String,
+        /// OS error.
+        source: io::Error,
+    },
+}
+
+/// A live TAP interface.
+#[derive(Debug)]
+pub struct Tap {
+    file: Arc<File>,
+    name: String,
+}
+
+impl Tap {
+    /// Create the interface, set MAC, MTU and queue length, carrier off, and bring it up.
+    /// On any error nothing is left behind (the fd closes and the interface goes).
+    pub fn create(cfg: &TapConfig) -> Result<Tap, TapError> {
+        if sys::if_exists(&cfg.name) {
+            return Err(TapError::Busy(cfg.name.clone()));
+        }
+        let (file, name) = sys::tap_create(&cfg.name, 0).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => TapError::NoTun,
+            Some(libc::EPERM) | Some(libc::EACCES) => TapError::Permission(cfg.name.clone()),
+            Some(libc::EBUSY) | Some(libc::EINVAL) => TapError::Busy(cfg.name.clone()),
+            _ => TapError::Io {
+                what: "TUNSETIFF",
+                name: cfg.name.clone(),
+                source: e,
+            },
+        })?;
+        let io = |what: &'static str| {
+            let name = name.clone();
+            move |source| TapError::Io { what, name, source }
+        };
+        sys::tap_set_carrier(&file, false).map_err(io("TUNSETCARRIER"))?;
+        sys::tap_set_mac(&file, &name, cfg.mac).map_err(io("setting the MAC address"))?;
+        sys::if_set_mtu(&name, cfg.mtu).map_err(io("setting the MTU"))?;
+        sys::if_set_txqlen(&name, cfg.txqueuelen).map_err(io("setting txqueuelen"))?;
+        sys::if_set_up(&name, true).map_err(io("bringing the interface up"))?;
+        Ok(Tap {
+            file: Arc::new(file),
+            name,
+        })
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The fd frames are read from and written to (non-blocking).
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// Set the carrier (the kernel's lower_up) from the device's link state.
+    pub fn set_carrier(&self, on: bool) -> io::Result<()> {
+        sys::tap_set_carrier(&self.file, on)
+    }
+
+    /// A callback that sets the carrier, for the RX thread.
+    pub fn carrier_setter(&self) -> impl FnMut(bool) + Send + 'static {
+        let file = self.file.clone();
+        move |on| {
+            if let Err(e) = sys::tap_set_carrier(&file, on) {
+                log::warn!("TUNSETCARRIER {on}: {e}");
+            }
+        }
+    }
+}
+
+/// The default interface name for a MAC: `enx` + 12 hex digits, as systemd names USB NICs.
+pub fn default_name(mac: &Mac) -> String {
+    let mut s = String::from("enx");
+    for b in mac {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enx_name_fits_ifnamsiz() {
+        let n = default_name(&[0x02, 0x42, 0xac, 0x11, 0x00, 0x02]);
+        assert_eq!(n, "enx0242ac110002");
+        assert!(n.len() < crate::sys::tap::IFNAMSIZ);
+    }
+}
