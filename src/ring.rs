@@ -438,7 +438,9 @@ pub fn run_tx(mut side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
     let mut free: Vec<Vec<u8>> = (0..slots)
         .map(|_| Vec::with_capacity(cfg.tx_transfer_size))
         .collect();
-    let mut frame = vec![0u8; cfg.max_frame.max(64) + 64];
+    // Room for anything the TAP can hand over (the MTU can be raised under us): a frame that
+    // does not fit the device is dropped and counted, never truncated.
+    let mut frame = vec![0u8; cfg.max_frame.max(65_536)];
     // A frame read from the network that did not fit the open transfer.
     let mut carry: Option<usize> = None;
     let mut open: Option<Vec<u8>> = None;
@@ -502,6 +504,7 @@ pub fn run_tx(mut side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
 
         // 2. Fill transfers from the network while a slot is free.
         let mut net_empty = false;
+        let submitted_before = in_flight_total(&frames_in_flight);
         while !halting {
             let len = match carry.take() {
                 Some(n) => n,
@@ -575,9 +578,12 @@ pub fn run_tx(mut side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
             busy = false;
         }
 
-        // 4. Sleep: on the network fd only while there is room for what it gives us.
+        // 4. Sleep: on the network fd only while there is room for what it gives us. After a
+        // submission, poll the endpoint once more first: that registers our waker (nusb only
+        // registers it when a poll finds nothing ready).
         let room = carry.is_none() && (open.is_some() || !free.is_empty()) && !halting;
-        if net_empty || !room {
+        let submitted = in_flight_total(&frames_in_flight) != submitted_before;
+        if !submitted && (net_empty || !room) {
             let (stopped, _) = sleeper.sleep(stop, room.then_some(&*side.net), None);
             if stopped {
                 break Exit::Stopped;
@@ -586,6 +592,11 @@ pub fn run_tx(mut side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
     };
     drain(side.bulk_out.as_mut(), &sleeper, stop);
     exit
+}
+
+/// Transfers in flight, ZLPs included (a cheap "did we submit" probe).
+fn in_flight_total(q: &std::collections::VecDeque<u64>) -> usize {
+    q.len()
 }
 
 fn submit_out(

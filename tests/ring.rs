@@ -1,0 +1,513 @@
+//! The transfer ring against the in-memory fake device: frames both ways, back-pressure
+//! without loss, buffer recycling, stall recovery, unplug, garbage from the device, link
+//! notifications. The network side is a datagram socketpair standing in for the TAP fd.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nusb::transfer::TransferError;
+use usbnetd::class::{driver_for, Binding, BusFacts};
+use usbnetd::fake::{self, FakeControl, FakeHandle};
+use usbnetd::probe::{ClassKind, NetFunction};
+use usbnetd::ring::{run_rx, run_tx, Exit, RingConfig, RxSide, Stop, TxSide};
+use usbnetd::stats::Stats;
+use usbnetd::wire::{self, RxLimits};
+
+const MAC_STRING: u8 = 3;
+
+fn function(class: ClassKind) -> NetFunction {
+    NetFunction {
+        class,
+        configuration: 1,
+        control_interface: Some(0),
+        data_interface: 1,
+        data_alt_setting: 1,
+        bulk_in: 0x81,
+        bulk_out: 0x02,
+        interrupt_in: Some(0x83),
+        max_packet_size: 512,
+        bulk_out_max_packet_size: 512,
+        interrupt_max_packet_size: Some(16),
+        interrupt_interval: Some(9),
+        max_segment_size: Some(1514),
+        mac_string_index: Some(MAC_STRING),
+        ncm_capabilities: Some(0),
+        ncm_version: Some(0x0100),
+        mdlm_data_capabilities: None,
+        iad_checked: false,
+        notes: Vec::new(),
+    }
+}
+
+/// A GET_NTB_PARAMETERS reply: NTB-16 only, 16 KiB both ways, divisor 4, alignment 4.
+#[rustfmt::skip]
+const NTB_PARAMS: [u8; 28] = [
+    0x1c, 0x00,             // wLength 28
+    0x01, 0x00,             // bmNtbFormatsSupported: NTB-16
+    0x00, 0x40, 0x00, 0x00, // dwNtbInMaxSize 16384
+    0x04, 0x00,             // wNdpInDivisor 4
+    0x00, 0x00,             // wNdpInPayloadRemainder 0
+    0x04, 0x00,             // wNdpInAlignment 4
+    0x00, 0x00,             // wReserved
+    0x00, 0x40, 0x00, 0x00, // dwNtbOutMaxSize 16384
+    0x04, 0x00,             // wNdpOutDivisor 4
+    0x00, 0x00,             // wNdpOutPayloadRemainder 0
+    0x04, 0x00,             // wNdpOutAlignment 4
+    0x00, 0x00,             // wNtbOutMaxDatagrams: no limit
+];
+
+fn control() -> FakeControl {
+    let mut c = FakeControl::default();
+    c.strings.insert(MAC_STRING, "0242ac110002".into());
+    c.replies.insert(0x80, NTB_PARAMS.to_vec());
+    c
+}
+
+fn bind(class: ClassKind) -> Binding {
+    let ctl = control();
+    driver_for(class)
+        .unwrap()
+        .bind(
+            &ctl,
+            &function(class),
+            BusFacts {
+                max_packet: 512,
+                super_speed: false,
+            },
+        )
+        .unwrap()
+}
+
+/// (ring end as a File, test end)
+fn net() -> (Arc<File>, UnixDatagram) {
+    let (a, b) = UnixDatagram::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    (Arc::new(File::from(OwnedFd::from(a))), b)
+}
+
+fn frame(i: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[..6].copy_from_slice(&[0x02, 0x42, 0xac, 0x11, 0x00, 0x02]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14..18].copy_from_slice(&i.to_be_bytes());
+    f
+}
+
+fn cfg(binding: &Binding, rx_queue: usize, tx_queue: usize) -> RingConfig {
+    RingConfig {
+        rx_queue,
+        tx_queue,
+        rx_transfer_size: binding.link.rx_transfer_size,
+        tx_transfer_size: binding.link.tx_transfer_size,
+        max_frame: 1514,
+    }
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+struct Rx {
+    dev: FakeHandle,
+    int: FakeHandle,
+    peer: UnixDatagram,
+    stats: Arc<Stats>,
+    stop: Arc<Stop>,
+    carrier: Arc<AtomicBool>,
+    thread: thread::JoinHandle<Exit>,
+}
+
+fn start_rx(class: ClassKind, rx_queue: usize) -> Rx {
+    let binding = bind(class);
+    let c = cfg(&binding, rx_queue, 4);
+    let (bulk_in, dev) = fake::pipe(0x81, 512);
+    let (int_pipe, int) = fake::pipe(0x83, 16);
+    let (file, peer) = net();
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(Stop::new().unwrap());
+    let carrier = Arc::new(AtomicBool::new(false));
+    let side = RxSide {
+        bulk_in: Box::new(bulk_in),
+        interrupt: Some(Box::new(int_pipe)),
+        rx: binding.rx,
+        status: binding.status,
+        net: file,
+        on_carrier: Box::new({
+            let carrier = carrier.clone();
+            move |on| carrier.store(on, Ordering::SeqCst)
+        }),
+    };
+    let thread = {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        thread::spawn(move || run_rx(side, c, &stats, &stop))
+    };
+    wait_until("RX ring to fill", || dev.in_flight() == rx_queue);
+    Rx {
+        dev,
+        int,
+        peer,
+        stats,
+        stop,
+        carrier,
+        thread,
+    }
+}
+
+#[test]
+fn ecm_rx_delivers_every_frame_in_order_and_recycles_buffers() {
+    let rx = start_rx(ClassKind::Ecm, 8);
+    let mut buf = vec![0u8; 2048];
+    for i in 0..200u32 {
+        let f = frame(i, 60 + (i as usize * 7) % 1454);
+        wait_until("a free IN transfer", || rx.dev.in_flight() > 0);
+        assert!(rx.dev.deliver(&f));
+        let n = rx.peer.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &f[..], "frame {i}");
+    }
+    // Counters move just after the frame is written: wait for them.
+    wait_until("counters", || rx.stats.snapshot().rx_frames == 200);
+    assert_eq!(rx.stats.snapshot().rx_transfers, 200);
+    assert_eq!(rx.dev.distinct_buffers(), 8, "no allocation per transfer");
+    rx.stop.trigger();
+    assert_eq!(rx.thread.join().unwrap(), Exit::Stopped);
+}
+
+#[test]
+fn ecm_rx_counts_runts_and_giants_as_drops() {
+    let rx = start_rx(ClassKind::Ecm, 4);
+    assert!(rx.dev.deliver(&[0u8; 10]));
+    assert!(rx.dev.deliver(&vec![0u8; 1536]));
+    assert!(rx.dev.deliver(&frame(1, 60)));
+    let mut buf = [0u8; 2048];
+    assert_eq!(rx.peer.recv(&mut buf).unwrap(), 60);
+    wait_until("counters", || rx.stats.snapshot().rx_frames == 1);
+    assert_eq!(rx.stats.snapshot().rx_drop_bad_frame, 2);
+    rx.stop.trigger();
+    rx.thread.join().unwrap();
+}
+
+#[test]
+fn stalled_in_endpoint_is_cleared_and_the_ring_goes_on() {
+    let rx = start_rx(ClassKind::Ecm, 4);
+    assert!(rx.dev.fail(TransferError::Stall));
+    wait_until("halt cleared and ring refilled", || {
+        rx.dev.halts_cleared() == 1 && rx.dev.in_flight() == 4
+    });
+    assert!(!rx.dev.is_halted());
+    assert!(rx.dev.deliver(&frame(7, 100)));
+    let mut buf = [0u8; 2048];
+    assert_eq!(rx.peer.recv(&mut buf).unwrap(), 100);
+    wait_until("counters", || rx.stats.snapshot().rx_frames == 1);
+    assert_eq!(rx.stats.snapshot().stalls_cleared, 1);
+    rx.stop.trigger();
+    assert_eq!(rx.thread.join().unwrap(), Exit::Stopped);
+}
+
+#[test]
+fn unplug_mid_transfer_ends_the_run_within_a_second() {
+    let rx = start_rx(ClassKind::Ncm, 8);
+    let t0 = Instant::now();
+    rx.dev.unplug();
+    assert_eq!(rx.thread.join().unwrap(), Exit::Unplugged);
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn repeated_faults_trip_the_breaker() {
+    let rx = start_rx(ClassKind::Ecm, 4);
+    for _ in 0..usbnetd::ring::ERROR_BREAKER {
+        wait_until("resubmission", || rx.dev.in_flight() > 0);
+        rx.dev.fail(TransferError::Fault);
+    }
+    match rx.thread.join().unwrap() {
+        Exit::Failed(why) => assert!(why.contains("in a row"), "{why}"),
+        other => panic!("expected the breaker, got {other:?}"),
+    }
+}
+
+#[test]
+fn ncm_rx_garbage_is_counted_never_delivered() {
+    let rx = start_rx(ClassKind::Ncm, 4);
+    // Not an NTB at all, then an NTH whose NDP points past the block.
+    assert!(rx.dev.deliver(&[0xffu8; 100]));
+    #[rustfmt::skip]
+    let bad_ndp = [
+        b'N', b'C', b'M', b'H', 12, 0, 0, 0, 40, 0, 0xf0, 0x00, // NTH16, wNdpIndex 240
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    assert!(rx.dev.deliver(&bad_ndp));
+    wait_until("both drops counted", || {
+        rx.stats.snapshot().rx_drop_bad_transfer == 2
+    });
+    assert_eq!(rx.stats.snapshot().rx_frames, 0);
+    rx.stop.trigger();
+    rx.thread.join().unwrap();
+}
+
+#[test]
+fn ncm_rx_delivers_every_datagram_of_an_ntb() {
+    let rx = start_rx(ClassKind::Ncm, 4);
+    // Build an NTB with the crate's own encoder, as the device would send it.
+    let params = wire::NtbParams::from_device(
+        &wire::NtbParameters::parse(&NTB_PARAMS).unwrap(),
+        wire::NtbFormat::Ntb16,
+        1514,
+    )
+    .unwrap();
+    let mut b = wire::NtbBuilder::new(params);
+    let mut ntb = Vec::with_capacity(16384);
+    b.begin(&mut ntb, 9);
+    let frames: Vec<Vec<u8>> = (0..10).map(|i| frame(i, 64 + 100 * i as usize)).collect();
+    for f in &frames {
+        b.push(&mut ntb, f).unwrap();
+    }
+    b.finish(&mut ntb);
+    assert!(rx.dev.deliver(&ntb));
+    let mut buf = [0u8; 2048];
+    for f in &frames {
+        let n = rx.peer.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &f[..]);
+    }
+    wait_until("counters", || rx.stats.snapshot().rx_frames == 10);
+    rx.stop.trigger();
+    rx.thread.join().unwrap();
+}
+
+#[test]
+fn network_connection_notifications_drive_carrier() {
+    let rx = start_rx(ClassKind::Ncm, 4);
+    wait_until("interrupt transfers", || rx.int.in_flight() == 2);
+    // NETWORK_CONNECTION, wValue 1 (connected), wIndex 0, wLength 0.
+    assert!(rx
+        .int
+        .deliver(&[0xa1, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00]));
+    wait_until("carrier on", || rx.carrier.load(Ordering::SeqCst));
+    // CONNECTION_SPEED_CHANGE split over two transfers, as an 8-byte endpoint sends it.
+    wait_until("interrupt resubmitted", || rx.int.in_flight() == 2);
+    assert!(rx
+        .int
+        .deliver(&[0xa1, 0x2a, 0x00, 0x00, 0x00, 0x00, 0x08, 0x00]));
+    wait_until("interrupt resubmitted", || rx.int.in_flight() == 2);
+    let mut rates = Vec::new();
+    rates.extend_from_slice(&425_984_000u32.to_le_bytes());
+    rates.extend_from_slice(&425_984_000u32.to_le_bytes());
+    assert!(rx.int.deliver(&rates));
+    wait_until("speed recorded", || {
+        rx.stats.snapshot().speed_down_bps == 425_984_000
+    });
+    wait_until("interrupt resubmitted", || rx.int.in_flight() == 2);
+    assert!(rx
+        .int
+        .deliver(&[0xa1, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]));
+    wait_until("carrier off", || !rx.carrier.load(Ordering::SeqCst));
+    assert_eq!(rx.stats.snapshot().carrier_changes, 2);
+    rx.stop.trigger();
+    rx.thread.join().unwrap();
+}
+
+struct Tx {
+    dev: FakeHandle,
+    peer: UnixDatagram,
+    stats: Arc<Stats>,
+    stop: Arc<Stop>,
+    thread: thread::JoinHandle<Exit>,
+}
+
+fn start_tx(class: ClassKind, tx_queue: usize, auto: bool) -> Tx {
+    let binding = bind(class);
+    let c = cfg(&binding, 4, tx_queue);
+    let (bulk_out, dev) = fake::pipe(0x02, 512);
+    dev.set_auto_complete(auto);
+    let (file, peer) = net();
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(Stop::new().unwrap());
+    let side = TxSide {
+        bulk_out: Box::new(bulk_out),
+        tx: binding.tx,
+        net: file,
+    };
+    let thread = {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        thread::spawn(move || run_tx(side, c, &stats, &stop))
+    };
+    Tx {
+        dev,
+        peer,
+        stats,
+        stop,
+        thread,
+    }
+}
+
+#[test]
+fn ecm_tx_back_pressure_loses_no_frame_and_counts_tx_busy() {
+    let tx = start_tx(ClassKind::Ecm, 4, false);
+    let frames: Vec<Vec<u8>> = (0..300u32)
+        .map(|i| frame(i, 60 + i as usize % 900))
+        .collect();
+    // A datagram socket queues only a few messages (the TAP queues txqueuelen): send from
+    // a thread, which blocks while the ring is not reading.
+    let sender = {
+        let peer = tx.peer.try_clone().unwrap();
+        let frames = frames.clone();
+        thread::spawn(move || {
+            for f in &frames {
+                peer.send(f).unwrap();
+            }
+        })
+    };
+    // The device is slow: all four slots fill and the ring must stop reading.
+    wait_until("OUT ring full", || tx.dev.in_flight() == 4);
+    thread::sleep(Duration::from_millis(20));
+    assert_eq!(tx.dev.in_flight(), 4, "never more than tx_queue in flight");
+    assert!(tx.stats.snapshot().tx_busy >= 1);
+    let mut sent = Vec::new();
+    while sent.len() < frames.len() {
+        wait_until("a transfer in flight", || tx.dev.in_flight() > 0);
+        tx.dev.complete_out(1);
+        sent.extend(tx.dev.take_sent());
+        assert!(tx.dev.in_flight() <= 4);
+    }
+    sender.join().unwrap();
+    assert_eq!(sent, frames, "every frame, in order, once");
+    wait_until("stats", || tx.stats.snapshot().tx_frames == 300);
+    assert_eq!(tx.dev.distinct_buffers(), 4, "OUT buffers are recycled");
+    tx.stop.trigger();
+    assert_eq!(tx.thread.join().unwrap(), Exit::Stopped);
+}
+
+#[test]
+fn ecm_tx_sends_a_zlp_after_a_frame_that_fills_its_last_packet() {
+    let tx = start_tx(ClassKind::Ecm, 4, true);
+    tx.peer.send(&frame(1, 1024)).unwrap();
+    tx.peer.send(&frame(2, 1000)).unwrap();
+    wait_until("both frames sent", || tx.stats.snapshot().tx_frames == 2);
+    let sent = tx.dev.take_sent();
+    let lens: Vec<usize> = sent.iter().map(Vec::len).collect();
+    assert_eq!(lens, vec![1024, 0, 1000]);
+    assert_eq!(tx.stats.snapshot().tx_zlps, 1);
+    tx.stop.trigger();
+    tx.thread.join().unwrap();
+}
+
+#[test]
+fn ncm_tx_aggregates_what_is_queued_and_flushes_without_a_timer() {
+    let tx = start_tx(ClassKind::Ncm, 1, false);
+    // One frame alone is sent at once: the TAP had nothing more.
+    tx.peer.send(&frame(0, 100)).unwrap();
+    wait_until("first NTB", || tx.dev.in_flight() == 1);
+    // While the only slot is busy, 20 more frames queue up in the TAP...
+    let frames: Vec<Vec<u8>> = (1..21).map(|i| frame(i, 200 + i as usize)).collect();
+    for f in &frames {
+        tx.peer.send(f).unwrap();
+    }
+    thread::sleep(Duration::from_millis(20));
+    assert_eq!(tx.dev.complete_out(1), 1);
+    // ...and go out together in the next NTB.
+    wait_until("second NTB", || tx.dev.in_flight() == 1);
+    tx.dev.complete_out(1);
+    let sent = tx.dev.take_sent();
+    assert_eq!(sent.len(), 2);
+    let limits = RxLimits::for_mtu(1500);
+    let first: Vec<&[u8]> = wire::parse_ntb(&sent[0], &limits).unwrap().collect();
+    assert_eq!(first, vec![&frame(0, 100)[..]]);
+    let second: Vec<&[u8]> = wire::parse_ntb(&sent[1], &limits).unwrap().collect();
+    assert_eq!(second.len(), 20);
+    for (got, want) in second.iter().zip(&frames) {
+        assert_eq!(got, &&want[..]);
+    }
+    // NTB sequence numbers advance.
+    assert_eq!(wire::parse_ntb(&sent[1], &limits).unwrap().sequence(), 1);
+    tx.stop.trigger();
+    tx.thread.join().unwrap();
+}
+
+#[test]
+fn ncm_tx_never_ends_an_ntb_on_a_packet_boundary() {
+    let tx = start_tx(ClassKind::Ncm, 8, true);
+    for len in 400..560usize {
+        tx.peer.send(&frame(len as u32, len)).unwrap();
+        wait_until("sent", || {
+            tx.stats.snapshot().tx_transfers as usize == len - 399
+        });
+    }
+    for ntb in tx.dev.take_sent() {
+        assert!(
+            ntb.len() % 512 != 0 || ntb.len() == 16384,
+            "NTB of {} bytes needs a ZLP",
+            ntb.len()
+        );
+    }
+    assert_eq!(tx.stats.snapshot().tx_zlps, 0);
+    tx.stop.trigger();
+    tx.thread.join().unwrap();
+}
+
+#[test]
+fn tx_drops_and_counts_a_frame_larger_than_the_device_takes() {
+    let tx = start_tx(ClassKind::Ecm, 4, true);
+    tx.peer.send(&vec![0u8; 1600]).unwrap();
+    tx.peer.send(&frame(1, 100)).unwrap();
+    wait_until("small frame sent", || tx.stats.snapshot().tx_frames == 1);
+    assert_eq!(tx.stats.snapshot().tx_drop_oversize, 1);
+    tx.stop.trigger();
+    tx.thread.join().unwrap();
+}
+
+#[test]
+fn ncm_bind_speaks_the_expected_control_requests() {
+    let ctl = control();
+    let b = driver_for(ClassKind::Ncm)
+        .unwrap()
+        .bind(
+            &ctl,
+            &function(ClassKind::Ncm),
+            BusFacts {
+                max_packet: 512,
+                super_speed: false,
+            },
+        )
+        .unwrap();
+    assert_eq!(b.link.mac, [0x02, 0x42, 0xac, 0x11, 0x00, 0x02]);
+    assert_eq!(b.link.mtu, 1500);
+    assert_eq!(b.link.rx_transfer_size, 16384);
+    assert_eq!(b.link.tx_transfer_size, 16384);
+    let log = ctl.log.lock().unwrap();
+    let requests: Vec<u8> = log.iter().map(|r| r.0).collect();
+    // GET_NTB_PARAMETERS first; no SET_NTB_INPUT_SIZE when the device's size is ours.
+    assert_eq!(requests.first(), Some(&0x80));
+    assert!(!requests.contains(&0x86), "{requests:x?}");
+}
+
+#[test]
+fn ncm_bind_rejects_a_short_or_useless_ntb_parameter_reply() {
+    for reply in [vec![], NTB_PARAMS[..10].to_vec(), {
+        let mut p = NTB_PARAMS.to_vec();
+        p[16..20].copy_from_slice(&0u32.to_le_bytes()); // dwNtbOutMaxSize 0
+        p
+    }] {
+        let mut ctl = control();
+        ctl.replies.insert(0x80, reply.clone());
+        let r = driver_for(ClassKind::Ncm).unwrap().bind(
+            &ctl,
+            &function(ClassKind::Ncm),
+            BusFacts {
+                max_packet: 512,
+                super_speed: false,
+            },
+        );
+        let e = r.err().unwrap_or_else(|| panic!("accepted {reply:x?}"));
+        assert!(e.to_string().contains("GET_NTB_PARAMETERS"), "{e}");
+    }
+}
