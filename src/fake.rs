@@ -277,6 +277,9 @@ impl Pipe for FakePipe {
     }
 }
 
+/// One logged control request: (bRequest, wValue, wIndex, OUT data).
+pub type ControlRecord = (u8, u16, u8, Vec<u8>);
+
 /// A fake control pipe: canned replies per class request, strings, and a log of requests.
 #[derive(Debug, Default)]
 pub struct FakeControl {
@@ -287,7 +290,7 @@ pub struct FakeControl {
     /// String descriptors by index.
     pub strings: std::collections::HashMap<u8, String>,
     /// Every request seen: (bRequest, wValue, wIndex, OUT data).
-    pub log: Mutex<Vec<(u8, u16, u8, Vec<u8>)>>,
+    pub log: Mutex<Vec<ControlRecord>>,
 }
 
 impl crate::usb::Control for FakeControl {

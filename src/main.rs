@@ -139,6 +139,14 @@ fn main() -> ExitCode {
 
 type CmdResult = Result<u8, String>;
 
+/// `println!` that does not panic when stdout is a closed pipe (`usbnetd dump | head`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 fn selector(s: &str) -> Result<Selector, String> {
     s.parse::<Selector>().map_err(|e| e.to_string())
 }
@@ -207,7 +215,7 @@ fn cmd_dump(a: DumpArgs) -> CmdResult {
         let bytes = d.read_descriptors().map_err(|e| e.to_string())?;
         let strings = live_strings(&d, &bytes);
         if !a.json {
-            println!(
+            out!(
                 "Device {} ({}), {}",
                 d.port_path,
                 d.vid_pid(),
@@ -256,9 +264,9 @@ fn print_dump(bytes: &[u8], strings: &Strings, json: bool) -> u8 {
     let parsed = descriptor::parse(bytes);
     if json {
         let v = dump::render_json(&parsed, strings);
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        print!("{}", dump::render_text(&parsed, strings));
+        out!("{}", dump::render_text(&parsed, strings).trim_end_matches('\n'));
     }
     if let Some(e) = &parsed.error {
         if json {
@@ -320,13 +328,13 @@ fn cmd_list() -> CmdResult {
         }
     }
     if rows.is_empty() {
-        println!(
+        out!(
             "no USB network functions present ({} USB devices seen)",
             devices.len()
         );
     }
     for r in rows {
-        println!("{r}");
+        out!("{r}");
     }
     Ok(0)
 }
@@ -368,9 +376,9 @@ fn cmd_stats(a: StatsArgs) -> CmdResult {
         if a.json {
             all.insert(name, serde_json::to_value(snap).unwrap_or_default());
         } else {
-            println!("{name}:");
+            out!("{name}:");
             for (k, v) in snap.fields() {
-                println!("  {k:<22} {v}");
+                out!("  {k:<22} {v}");
             }
         }
     }
@@ -379,7 +387,7 @@ fn cmd_stats(a: StatsArgs) -> CmdResult {
             (Some(_), 1) => all.into_iter().next().map(|(_, v)| v).unwrap_or_default(),
             _ => serde_json::Value::Object(all),
         };
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }
     Ok(0)
 }

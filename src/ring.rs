@@ -505,7 +505,11 @@ pub fn run_tx(mut side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
         // 2. Fill transfers from the network while a slot is free.
         let mut net_empty = false;
         let submitted_before = in_flight_total(&frames_in_flight);
-        while !halting {
+        loop {
+            if halting {
+                // A stall stops filling until its halt is cleared.
+                break;
+            }
             let len = match carry.take() {
                 Some(n) => n,
                 None => match (&*side.net).read(&mut frame) {

@@ -186,7 +186,7 @@ pub trait ClassDriver: Send {
 /// The driver for a probed class.
 pub fn driver_for(kind: ClassKind) -> Result<Box<dyn ClassDriver>, BindError> {
     match kind {
-        ClassKind::Ncm => Ok(Box::new(ncm::Ncm::default())),
+        ClassKind::Ncm => Ok(Box::new(ncm::Ncm)),
         ClassKind::Ecm => Ok(Box::new(ecm::Ecm)),
         other => Err(BindError::Unsupported(other)),
     }
