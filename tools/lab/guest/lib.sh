@@ -1,0 +1,406 @@
+# usbnetd lab: helpers sourced by the guest runner and every scenario (busybox ash).
+# Conventions: a scenario prints what it does, calls `fail MSG` for a failed
+# assertion (the first one becomes the reason shown on the host), `die MSG` when
+# it cannot go on, `result key=value...` for the machine-readable RESULT line,
+# and ends with `finish`. The runner's lab_cleanup undoes gadgets, namespaces
+# and processes between scenarios.
+
+: "${IP:=/usr/sbin/ip}"
+: "${IPERF3:=/usr/bin/iperf3}"
+: "${LAB_RES:=/tmp/lab}"
+: "${LAB_SCENARIO:=adhoc}"
+: "${LAB_IPERF_SECS:=3}"
+G=/sys/kernel/config/usb_gadget
+USBDEV=/sys/bus/usb/devices
+UDC=dummy_udc.0
+GADGET_PORT=1-1          # dummy_hcd is loaded first: bus 1, port 1
+NET_HOST=192.168.77.1
+NET_GADGET=192.168.77.2
+NS=gad
+LAB_FAILS=0
+
+# ------------------------------------------------------------- basics ----
+now_s() { cut -d' ' -f1 /proc/uptime; }
+log() { echo "[$(now_s)] $*"; }
+fail() {
+	echo "FAIL: $*"
+	[ -s "$LAB_RES.reason" ] || echo "$*" > "$LAB_RES.reason"
+	LAB_FAILS=$((LAB_FAILS + 1))
+}
+die() { fail "$*"; exit 1; }
+ok() { echo "ok: $*"; }
+# check DESC CMD...: assertion
+check() {
+	_d=$1
+	shift
+	if "$@"; then ok "$_d"; else fail "$_d"; fi
+}
+# wait_for SECS CMD...: poll CMD every 0.1 s until it succeeds; 1 on timeout
+wait_for() {
+	_t=$1
+	shift
+	_end=$(awk -v n="$(now_s)" -v t="$_t" 'BEGIN{print n+t}')
+	while :; do
+		"$@" 2>/dev/null && return 0
+		awk -v n="$(now_s)" -v e="$_end" 'BEGIN{exit !(n>=e)}' && return 1
+		sleep 0.1
+	done
+}
+result() { echo "RESULT scenario=$LAB_SCENARIO $*"; }
+finish() {
+	if [ "$LAB_FAILS" = 0 ]; then
+		log "scenario $LAB_SCENARIO passed"
+		exit 0
+	fi
+	log "scenario $LAB_SCENARIO failed ($LAB_FAILS failed check(s))"
+	exit 1
+}
+is_alive() { [ -d /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; }
+# sysfs attribute or "-"
+attr() { cat "$1" 2>/dev/null || echo -; }
+sync_share() { sync; }
+
+# ------------------------------------------------------------ gadgets ----
+# Fixed identities, so captures are reproducible (documented in the README):
+#   idVendor 0x1d6b, idProduct 0x0104, bcdDevice 0x0100+N, bcdUSB 0x0200
+#   host_addr 02:4c:41:42:0N:01 (host side), dev_addr 02:4c:41:42:0N:02 (gadget)
+#   N: ncm 1, ecm 2, rndis 3, eem 4, geth 5, acm_ncm 6
+gadget_params() {
+	GKIND=$1
+	case $1 in
+	ncm) GIDX=1 GFUNCS="ncm.usb0" ;;
+	ecm) GIDX=2 GFUNCS="ecm.usb0" ;;
+	rndis) GIDX=3 GFUNCS="rndis.usb0" ;;
+	eem) GIDX=4 GFUNCS="eem.usb0" ;;
+	geth|subset) GKIND=geth GIDX=5 GFUNCS="geth.usb0" ;;
+	acm_ncm) GIDX=6 GFUNCS="acm.gs0 ncm.usb0" ;;
+	*) die "unknown gadget kind $1" ;;
+	esac
+	GDIR=$G/lab_$GKIND
+	HOST_ADDR=02:4c:41:42:0$GIDX:01
+	DEV_ADDR=02:4c:41:42:0$GIDX:02
+	GNETFUNC=$(echo $GFUNCS | tr ' ' '\n' | grep -v '^acm' | head -1)
+}
+
+# class (ncm ecm rndis eem subset) -> kernel host driver
+class_driver() {
+	case $1 in
+	ncm) echo cdc_ncm ;;
+	ecm) echo cdc_ether ;;
+	rndis) echo rndis_host ;;
+	eem) echo cdc_eem ;;
+	subset) echo cdc_subset ;;
+	esac
+}
+
+# Does the kernel's driver take the MAC (host_addr) from the device? cdc_eem
+# and cdc_subset make up a random one.
+kernel_uses_mac() {
+	case $1 in ncm|ecm|rndis) return 0 ;; *) return 1 ;; esac
+}
+# Does the device tell its MAC? (NCM/ECM: iMACAddress; RNDIS: OID query;
+# geth: iMACAddress in its MDLM/Ethernet descriptors; EEM: nothing)
+device_has_mac() {
+	case $1 in ncm|ecm|rndis|subset) return 0 ;; *) return 1 ;; esac
+}
+
+# No kernel driver matches the geth gadget (cdc_subset and zaurus match by
+# VID:PID only): give cdc_subset a dynamic id, with the driver_info of its
+# 0525:a4a2 "Linux Device" entry. lab_cleanup removes it again.
+kernel_driver_prepare() {
+	if [ "$1" = subset ]; then
+		echo "1d6b 0104 0 0525 a4a2" > /sys/bus/usb/drivers/cdc_subset/new_id ||
+			die "cannot add 1d6b:0104 to cdc_subset's new_id"
+		log "host: cdc_subset new_id 1d6b:0104 (reference 0525:a4a2)"
+	fi
+}
+
+gadget_create() {
+	gadget_params "$1"
+	log "gadget: create $GKIND ($GFUNCS) bcdDevice $(printf 0x%04x $((0x0100 + GIDX))) host_addr $HOST_ADDR dev_addr $DEV_ADDR"
+	[ -d $G ] || die "no configfs usb_gadget (libcomposite not loaded?)"
+	mkdir $GDIR || die "mkdir $GDIR"
+	echo 0x1d6b > $GDIR/idVendor
+	echo 0x0104 > $GDIR/idProduct
+	printf '0x%04x\n' $((0x0100 + GIDX)) > $GDIR/bcdDevice
+	echo 0x0200 > $GDIR/bcdUSB
+	if [ "$GKIND" = acm_ncm ]; then
+		echo 0xef > $GDIR/bDeviceClass
+		echo 0x02 > $GDIR/bDeviceSubClass
+		echo 0x01 > $GDIR/bDeviceProtocol
+	else
+		echo 0x00 > $GDIR/bDeviceClass
+		echo 0x00 > $GDIR/bDeviceSubClass
+		echo 0x00 > $GDIR/bDeviceProtocol
+	fi
+	echo 0x40 > $GDIR/bMaxPacketSize0
+	mkdir $GDIR/strings/0x409
+	echo "usbnetd lab" > $GDIR/strings/0x409/manufacturer
+	echo "usbnetd lab $GKIND gadget" > $GDIR/strings/0x409/product
+	echo "LAB-$GKIND-0001" > $GDIR/strings/0x409/serialnumber
+	mkdir $GDIR/configs/c.1
+	echo 100 > $GDIR/configs/c.1/MaxPower
+	echo 0x80 > $GDIR/configs/c.1/bmAttributes
+	mkdir $GDIR/configs/c.1/strings/0x409
+	echo "$GKIND" > $GDIR/configs/c.1/strings/0x409/configuration
+	for f in $GFUNCS; do
+		mkdir $GDIR/functions/$f || die "cannot create function $f (module missing?)"
+		if [ -e $GDIR/functions/$f/dev_addr ]; then
+			echo $DEV_ADDR > $GDIR/functions/$f/dev_addr
+			echo $HOST_ADDR > $GDIR/functions/$f/host_addr
+		fi
+		ln -s $GDIR/functions/$f $GDIR/configs/c.1/
+	done
+}
+
+usbdev_ready() { [ -e $USBDEV/$GADGET_PORT/devnum ] && [ -n "$(cat $USBDEV/$GADGET_PORT/bConfigurationValue 2>/dev/null)" ]; }
+
+gadget_plug() {
+	echo $UDC > $GDIR/UDC || die "bind $GDIR to $UDC"
+	wait_for 10 usbdev_ready || die "gadget $GKIND not enumerated at $GADGET_PORT within 10 s"
+	BUSNUM=$(cat $USBDEV/$GADGET_PORT/busnum)
+	DEVNUM=$(cat $USBDEV/$GADGET_PORT/devnum)
+	DEVNODE=$(printf '/dev/bus/usb/%03d/%03d' $BUSNUM $DEVNUM)
+	log "gadget: $GKIND plugged: $GADGET_PORT $(cat $USBDEV/$GADGET_PORT/idVendor):$(cat $USBDEV/$GADGET_PORT/idProduct) speed $(cat $USBDEV/$GADGET_PORT/speed) $DEVNODE"
+}
+
+gadget_unplug() {
+	[ -n "$GDIR" ] && [ -e $GDIR/UDC ] && echo "" > $GDIR/UDC 2>/dev/null
+	wait_for 5 sh -c "! test -e $USBDEV/$GADGET_PORT" || fail "$GADGET_PORT still present 5 s after unplug"
+}
+
+# gadget-side network interface (after plug)
+gadget_ifname() { cat $GDIR/functions/$GNETFUNC/ifname; }
+
+gadget_remove() {
+	_g=$1
+	[ -d "$_g" ] || return 0
+	echo "" > $_g/UDC 2>/dev/null
+	for _c in $_g/configs/*; do
+		[ -d "$_c" ] || continue
+		for _l in $_c/*; do [ -L "$_l" ] && rm -f "$_l"; done
+		for _s in $_c/strings/*; do [ -d "$_s" ] && rmdir "$_s"; done
+		rmdir "$_c"
+	done
+	for _f in $_g/functions/*; do [ -d "$_f" ] && rmdir "$_f"; done
+	for _s in $_g/strings/*; do [ -d "$_s" ] && rmdir "$_s"; done
+	rmdir "$_g"
+}
+
+# ------------------------------------------------------- host side -----
+# interface names of the kernel netdevs bound to a USB device (port)
+host_ifnames() { ls -d $USBDEV/${1:-$GADGET_PORT}:*/net/* 2>/dev/null | xargs -n1 basename 2>/dev/null; }
+host_ifname() { host_ifnames "$@" | head -1; }
+# driver bound to interface N of the gadget
+iface_driver() { basename "$(readlink $USBDEV/${2:-$GADGET_PORT}:1.$1/driver 2>/dev/null)" 2>/dev/null; }
+has_host_if() { [ -n "$(host_ifname "$@")" ]; }
+iface_bound_to() { [ "$(iface_driver 0 "$2")" = "$1" ]; }
+# wait for the kernel host driver and its netdev
+wait_kernel_netdev() {
+	wait_for 10 has_host_if || die "no kernel netdev for $GADGET_PORT within 10 s (driver on :1.0: $(iface_driver 0))"
+	HOSTIF=$(host_ifname)
+	log "host: kernel driver $(iface_driver 0) bound, netdev $HOSTIF ($(cat /sys/class/net/$HOSTIF/address))"
+}
+
+# ------------------------------------------------------------ network ----
+# put the gadget's netdev into namespace $NS with $NET_GADGET
+net_gadget_ns() {
+	_gif=$(gadget_ifname)
+	[ -n "$_gif" ] && [ -e /sys/class/net/$_gif ] || die "gadget netdev '$_gif' not found"
+	$IP netns add $NS || die "ip netns add $NS"
+	$IP link set $_gif netns $NS || die "move $_gif into netns $NS"
+	$IP -n $NS link set lo up
+	$IP -n $NS addr add $NET_GADGET/24 dev $_gif
+	$IP -n $NS link set $_gif up
+	GADGETIF=$_gif
+	log "gadget: $GADGETIF in netns $NS as $NET_GADGET ($($IP netns exec $NS cat /sys/class/net/$_gif/address))"
+}
+
+net_host_if() {
+	$IP link set "$1" up || die "ip link set $1 up"
+	$IP addr replace $NET_HOST/24 dev "$1" || die "ip addr on $1"
+}
+
+in_ns() { $IP netns exec $NS "$@"; }
+ping1() { ping -c 1 -W 1 "$1" >/dev/null; }
+ping1_ns() { in_ns ping -c 1 -W 1 "$1" >/dev/null; }
+
+# ping_stats [ns] TARGET COUNT: sets PING_TX PING_RX PING_AVG
+ping_stats() {
+	if [ "$1" = ns ]; then
+		shift
+		_out=$(in_ns ping -c "$2" -i 0.2 -W 2 -q "$1" 2>&1)
+	else
+		_out=$(ping -c "$2" -i 0.2 -W 2 -q "$1" 2>&1)
+	fi
+	echo "$_out" | sed 's/^/  ping: /'
+	PING_TX=$(echo "$_out" | awk '/packets transmitted/{print $1}')
+	PING_RX=$(echo "$_out" | awk '/packets transmitted/{print $4}')
+	PING_AVG=$(echo "$_out" | awk -F'[/ ]+' '/round-trip/{print $(NF-2)}')
+	: "${PING_TX:=0}" "${PING_RX:=0}" "${PING_AVG:=-}"
+}
+
+iperf_server() {
+	in_ns $IPERF3 -s -D -B $NET_GADGET --pidfile /tmp/iperf3-server.pid || die "iperf3 server did not start"
+	wait_for 5 test -s /tmp/iperf3-server.pid || die "iperf3 server pidfile missing"
+	sleep 0.3
+}
+
+# iperf_run LABEL [iperf3 args]: sets TPUT (Mbit/s, receiver side) RETR (sender)
+iperf_run() {
+	_label=$1
+	shift
+	_f=/tmp/iperf-$_label.txt
+	$IPERF3 -c $NET_GADGET -t $LAB_IPERF_SECS -f m --connect-timeout 3000 "$@" > $_f 2>&1
+	_rc=$?
+	sed 's/^/  iperf3: /' $_f
+	TPUT=$(awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="Mbits/sec") print $(i-1)}' $_f | tail -1)
+	RETR=$(awk '/ sender$/{for(i=1;i<=NF;i++) if($i=="Mbits/sec") print $(i+1)}' $_f | tail -1)
+	case $RETR in ''|*[!0-9]*) RETR=- ;; esac
+	[ $_rc = 0 ] && [ -n "$TPUT" ] || { TPUT=-; fail "iperf3 $_label failed (rc $_rc)"; }
+}
+
+cpu_snap() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t, $5+$6}' /proc/stat; }
+# utime+stime ticks of a process
+proc_ticks() { sed 's/.*) //' /proc/$1/stat 2>/dev/null | awk '{print $12+$13}'; }
+
+# measure_traffic [PID]: ping both ways, iperf3 both ways; sets the M_* values.
+# PID: a process (usbnetd) whose CPU share over the traffic window is reported.
+measure_traffic() {
+	_pid=$1
+	log "traffic: wait for the link"
+	wait_for 15 ping1 $NET_GADGET || die "no ping reply from the gadget ($NET_GADGET) within 15 s"
+	wait_for 5 ping1_ns $NET_HOST || die "no ping reply from the host side ($NET_HOST) within 5 s"
+	log "traffic: ping host -> gadget"
+	ping_stats $NET_GADGET 10
+	M_RTT_H2D=$PING_AVG
+	[ "$PING_RX" -ge 9 ] || fail "ping host->gadget: $PING_RX/$PING_TX replies"
+	log "traffic: ping gadget -> host"
+	ping_stats ns $NET_HOST 10
+	M_RTT_D2H=$PING_AVG
+	[ "$PING_RX" -ge 9 ] || fail "ping gadget->host: $PING_RX/$PING_TX replies"
+	iperf_server
+	set -- $(cpu_snap)
+	_c0t=$1 _c0i=$2
+	_p0=0
+	[ -n "$_pid" ] && _p0=$(proc_ticks $_pid)
+	_w0=$(now_s)
+	log "traffic: iperf3 host -> gadget, ${LAB_IPERF_SECS}s"
+	iperf_run h2d
+	M_TPUT_H2D=$TPUT M_RETR_H2D=$RETR
+	log "traffic: iperf3 gadget -> host, ${LAB_IPERF_SECS}s"
+	iperf_run d2h -R
+	M_TPUT_D2H=$TPUT M_RETR_D2H=$RETR
+	_w1=$(now_s)
+	set -- $(cpu_snap)
+	M_SYS_CPU=$(awk -v t0=$_c0t -v i0=$_c0i -v t1=$1 -v i1=$2 'BEGIN{ if (t1>t0) printf "%.0f", 100*(1-(i1-i0)/(t1-t0)); else print "-" }')
+	M_PROC_CPU=-
+	if [ -n "$_pid" ]; then
+		_p1=$(proc_ticks $_pid)
+		[ -n "$_p1" ] && M_PROC_CPU=$(awk -v a=$_p0 -v b=$_p1 -v w0=$_w0 -v w1=$_w1 'BEGIN{ printf "%.0f", (b-a)/((w1-w0)*100)*100 }')
+	fi
+	kill $(cat /tmp/iperf3-server.pid 2>/dev/null) 2>/dev/null
+	M_RTT_AVG=$(awk -v a=$M_RTT_H2D -v b=$M_RTT_D2H 'BEGIN{ if (a=="-"||b=="-") print "-"; else printf "%.3f", (a+b)/2 }')
+	M_RETR=$(awk -v a=$M_RETR_H2D -v b=$M_RETR_D2H 'BEGIN{ if (a=="-"||b=="-") print "-"; else print a+b }')
+	M_KV="tput_h2d_mbps=$M_TPUT_H2D tput_d2h_mbps=$M_TPUT_D2H rtt_h2d_ms=$M_RTT_H2D rtt_d2h_ms=$M_RTT_D2H rtt_avg_ms=$M_RTT_AVG retrans_h2d=$M_RETR_H2D retrans_d2h=$M_RETR_D2H retrans=$M_RETR sys_cpu_pct=$M_SYS_CPU"
+	for _v in "$M_TPUT_H2D" "$M_TPUT_D2H"; do
+		[ "$_v" != - ] && awk -v v="$_v" 'BEGIN{exit !(v>=1)}' || fail "throughput $_v Mbit/s below 1 Mbit/s"
+	done
+}
+
+# ------------------------------------------------------------ usbnetd ----
+USBNETD=/mnt/bin/usbnetd
+LAB_TAP=usbnet0
+: "${GNUENV:=/usr/lib/lab/env}"
+# start_usbnetd ARGS...: background, log to $LAB_RES.usbnetd.log; sets UPID
+start_usbnetd() {
+	[ -x $USBNETD ] || die "no usbnetd binary in the share ($USBNETD)"
+	[ ! -e /sys/class/net/$LAB_TAP ] || die "$LAB_TAP exists before usbnetd started"
+	log "usbnetd: $USBNETD $*"
+	# ash starts background jobs with SIGINT/SIGQUIT ignored: undo that, as a
+	# terminal would, so that usbnetd sees an ordinary SIGINT
+	LD_LIBRARY_PATH=/mnt/bin/lib RUST_BACKTRACE=1 $GNUENV --default-signal=INT,QUIT,TERM \
+		$USBNETD "$@" > $LAB_RES.usbnetd.log 2>&1 < /dev/null &
+	UPID=$!
+}
+
+# wait_usbnetd_if NAME SECS: wait for the TAP to exist (usbnetd alive), bring it
+# up, wait for carrier. Dies with usbnetd's exit status if it exits first.
+usbnetd_gone_early() {
+	wait $UPID
+	_rc=$?
+	echo "---- usbnetd log (tail) ----"
+	tail -20 $LAB_RES.usbnetd.log
+	die "usbnetd exited with status $_rc before $1 was up"
+}
+wait_usbnetd_if() {
+	_if=$1 _secs=$2
+	_end=$(awk -v n="$(now_s)" -v t="$_secs" 'BEGIN{print n+t}')
+	while [ ! -e /sys/class/net/$_if ]; do
+		is_alive $UPID || usbnetd_gone_early $_if
+		awk -v n="$(now_s)" -v e="$_end" 'BEGIN{exit !(n>=e)}' && die "usbnetd did not create $_if within ${_secs}s"
+		sleep 0.1
+	done
+	log "usbnetd: $_if exists after $(awk -v n="$(now_s)" -v e="$_end" -v t="$_secs" 'BEGIN{printf "%.1f", t-(e-n)}')s"
+	$IP link set $_if up || fail "ip link set $_if up"
+	while [ "$(cat /sys/class/net/$_if/carrier 2>/dev/null)" != 1 ]; do
+		is_alive $UPID || usbnetd_gone_early $_if
+		awk -v n="$(now_s)" -v e="$_end" 'BEGIN{exit !(n>=e)}' && die "$_if has no carrier within ${_secs}s"
+		sleep 0.1
+	done
+	log "usbnetd: $_if has carrier"
+}
+
+# stop_usbnetd: SIGINT, must exit 0 within 2 s
+stop_usbnetd() {
+	if ! is_alive $UPID; then
+		wait $UPID
+		fail "usbnetd had already exited (status $?) before SIGINT"
+		return
+	fi
+	_t0=$(now_s)
+	kill -INT $UPID
+	if wait_for 2 sh -c "! test -d /proc/$UPID || grep -q '^State:.*Z' /proc/$UPID/status"; then
+		wait $UPID
+		_rc=$?
+		log "usbnetd: exited with status $_rc $(awk -v a=$_t0 -v b=$(now_s) 'BEGIN{printf "%.2f", b-a}')s after SIGINT"
+		[ $_rc = 0 ] || fail "usbnetd exited with status $_rc after SIGINT (want 0)"
+	else
+		fail "usbnetd still running 2 s after SIGINT"
+		kill -KILL $UPID 2>/dev/null
+		wait $UPID
+	fi
+}
+
+# -------------------------------------------------------------- cleanup ----
+# Between scenarios (run by the runner): kill every user process but init and
+# the runner, remove gadgets, namespaces and lab addresses.
+lab_cleanup() {
+	for _p in /proc/[0-9]*; do
+		_n=${_p#/proc/}
+		[ "$_n" = 1 ] || [ "$_n" = $$ ] && continue
+		[ -s $_p/cmdline ] || continue # kernel thread
+		kill -KILL $_n 2>/dev/null
+	done
+	for _g in $G/*; do
+		[ -d "$_g" ] && gadget_remove "$_g"
+	done
+	wait_for 5 sh -c "! test -e $USBDEV/$GADGET_PORT" || echo "cleanup: $GADGET_PORT still present"
+	$IP -all netns delete 2>/dev/null
+	for _i in /sys/class/net/*; do
+		[ "${_i##*/}" = lo ] || $IP -4 addr flush dev "${_i##*/}" 2>/dev/null
+	done
+	grep -qi '^1d6b 0104' /sys/bus/usb/drivers/cdc_subset/new_id 2>/dev/null &&
+		echo "1d6b 0104" > /sys/bus/usb/drivers/cdc_subset/remove_id
+	# a TAP left behind is deleted; a kernel netdev left renamed (a stand-in
+	# killed hard) is renamed out of the way
+	for _i in $LAB_TAP; do
+		[ -e /sys/class/net/$_i ] || continue
+		$IP link del $_i 2>/dev/null ||
+			{ _k=0; while [ -e /sys/class/net/stray$_k ]; do _k=$((_k + 1)); done
+			  $IP link set $_i down; $IP link set $_i name stray$_k; }
+		echo "cleanup: $_i was left behind"
+	done
+	rm -f /tmp/iperf* /tmp/lab-*
+	echo "cleanup: done"
+}

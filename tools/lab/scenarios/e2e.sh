@@ -1,0 +1,60 @@
+# e2e-CLASS: usbnetd drives a configfs gadget of CLASS (ncm ecm rndis eem
+# subset). As on a real machine the kernel's driver is bound first; usbnetd
+# must take the device over, provide TAP usbnet0 with carrier (MAC = the
+# gadget's host_addr when the device tells one), carry ping and iperf3 both
+# ways, and on SIGINT exit 0 within 2 s, remove usbnet0 and give the
+# interfaces back to the kernel driver (whose netdev must then carry a ping).
+# LAB_E2E_STANDIN=1 (lab run --env): the binary is a stand-in that does not use
+# usbfs/TAP (tools/lab/stubs/usbnetd-rename): skip those two checks.
+CLASS=${LAB_SCENARIO#e2e-}
+DRIVER=$(class_driver $CLASS)
+[ -n "$DRIVER" ] || die "unknown class $CLASS"
+TAP=usbnet0
+kernel_driver_prepare $CLASS
+gadget_create $CLASS
+gadget_plug
+wait_kernel_netdev
+net_host_if $HOSTIF
+check "kernel driver on 1-1:1.0 is $DRIVER before usbnetd" iface_bound_to $DRIVER
+net_gadget_ns
+
+start_usbnetd run --device $GADGET_PORT --ifname $TAP -v
+wait_usbnetd_if $TAP 10
+mac=$(cat /sys/class/net/$TAP/address)
+if device_has_mac $CLASS; then
+	check "$TAP MAC $mac is the gadget's host_addr $HOST_ADDR" [ "$mac" = "$HOST_ADDR" ]
+else
+	log "$TAP MAC $mac (the $CLASS device tells none)"
+fi
+if [ "${LAB_E2E_STANDIN:-0}" = 1 ]; then
+	log "stand-in binary: usbfs claim and TAP checks skipped"
+else
+	check "$TAP is a TAP device" test -e /sys/class/net/$TAP/tun_flags
+	check "1-1:1.0 claimed through usbfs (driver: $(iface_driver 0))" iface_bound_to usbfs
+fi
+check "kernel netdev $HOSTIF gone while usbnetd runs" sh -c "! test -e /sys/class/net/$HOSTIF || test $HOSTIF = $TAP"
+$IP addr replace $NET_HOST/24 dev $TAP
+
+measure_traffic $UPID
+$IP -s link show $TAP | sed 's/^/  /'
+LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json > $LAB_RES.stats.json 2>&1 &&
+	log "usbnetd stats: $(head -c 400 $LAB_RES.stats.json)"
+
+stop_usbnetd
+check "$TAP gone after usbnetd exit" wait_for 2 sh -c "! test -e /sys/class/net/$TAP"
+if wait_for 3 iface_bound_to $DRIVER; then
+	ok "kernel driver $DRIVER bound to 1-1:1.0 again"
+	if wait_for 5 has_host_if; then
+		HOSTIF=$(host_ifname)
+		net_host_if $HOSTIF
+		check "ping over the kernel's $HOSTIF after usbnetd" wait_for 10 ping1 $NET_GADGET
+	else
+		fail "no kernel netdev after usbnetd exit"
+	fi
+else
+	fail "kernel driver $DRIVER not bound to 1-1:1.0 after usbnetd exit (driver: $(iface_driver 0))"
+fi
+result "class=$CLASS mac=$mac $M_KV usbnetd_cpu_pct=$M_PROC_CPU standin=${LAB_E2E_STANDIN:-0}"
+echo "---- usbnetd log (tail) ----"
+tail -30 $LAB_RES.usbnetd.log
+finish
