@@ -266,7 +266,10 @@ fn print_dump(bytes: &[u8], strings: &Strings, json: bool) -> u8 {
         let v = dump::render_json(&parsed, strings);
         out!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        out!("{}", dump::render_text(&parsed, strings).trim_end_matches('\n'));
+        out!(
+            "{}",
+            dump::render_text(&parsed, strings).trim_end_matches('\n')
+        );
     }
     if let Some(e) = &parsed.error {
         if json {

@@ -297,6 +297,9 @@ pub fn run_rx(mut side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
     let mut halted: Vec<Buffer> = Vec::new();
     let mut halting = false;
     let mut errors_in_row = 0u32;
+    // The TAP starts without carrier when the class reports it; act on changes only (some
+    // devices repeat NETWORK_CONNECTION many times a second).
+    let mut carrier: Option<bool> = None;
     let exit = 'outer: loop {
         let mut worked = false;
         while let Some(c) = next(side.bulk_in.as_mut(), &sleeper.waker) {
@@ -400,7 +403,9 @@ pub fn run_rx(mut side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
             }
             for ev in events.drain(..) {
                 match ev {
+                    LinkEvent::Carrier(on) if carrier == Some(on) => {}
                     LinkEvent::Carrier(on) => {
+                        carrier = Some(on);
                         Stats::add(&stats.carrier_changes, 1);
                         log::info!("link {}", if on { "up" } else { "down" });
                         (side.on_carrier)(on);

@@ -152,17 +152,42 @@ pub fn select(sel: Option<&Selector>, class: Option<ClassKind>) -> Result<Target
     }))
 }
 
-/// The claimed interfaces; dropped data first so the kernel driver can re-bind the control
-/// interface (cdc_ether/cdc_ncm claim the data interface from the control one's probe).
+/// The claimed interfaces and how to hand the device back to the kernel.
+///
+/// Interfaces are claimed without nusb's automatic re-attach: re-attaching as each interface
+/// is released lets the wrong driver win (QEMU's usb-net: `cdc_subset` matches the data
+/// interface by VID:PID and takes it before `cdc_ether` probes the control interface, whose
+/// probe then fails with EBUSY). Instead every interface is released first; then the
+/// configuration we found is restored if we changed it (which re-probes everything), or
+/// the control interface is re-attached first, so its driver claims the data interface as
+/// it expects, and the data interface after it.
 struct Claimed {
+    device: nusb::Device,
     data: Option<nusb::Interface>,
     control: Option<nusb::Interface>,
+    /// Interfaces to re-attach, control first.
+    reattach: Vec<u8>,
+    /// The configuration to restore, when we changed it.
+    restore_config: Option<u8>,
 }
 
 impl Drop for Claimed {
     fn drop(&mut self) {
         drop(self.data.take());
         drop(self.control.take());
+        if let Some(cfg) = self.restore_config {
+            match self.device.set_configuration(cfg).wait() {
+                Ok(()) => return,
+                Err(e) => log::warn!("could not restore configuration {cfg}: {e}"),
+            }
+        }
+        for &i in &self.reattach {
+            match self.device.attach_kernel_driver(i) {
+                Ok(()) => log::debug!("interface {i} handed back to the kernel"),
+                // Busy: the control interface's driver already took it.
+                Err(e) => log::debug!("re-attach interface {i}: {e}"),
+            }
+        }
     }
 }
 
@@ -183,6 +208,17 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         .active_configuration()
         .map(|c| c.configuration_value())
         .unwrap_or(0);
+    let mut claimed = Claimed {
+        device: device.clone(),
+        data: None,
+        control: None,
+        reattach: func
+            .control_interface
+            .into_iter()
+            .chain([func.data_interface])
+            .collect(),
+        restore_config: (active != func.configuration && active != 0).then_some(active),
+    };
     if active != func.configuration {
         log::info!(
             "{devname}: switching configuration {active} -> {}",
@@ -201,7 +237,9 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
 
     // Interfaces.
     let claim = |n: u8| {
-        device.detach_and_claim_interface(n).wait().map_err(|e| {
+        // No driver bound (NODATA) or no such interface (the claim will say) are fine here.
+        let _ = device.detach_kernel_driver(n);
+        device.claim_interface(n).wait().map_err(|e| {
             if e.kind() == nusb::ErrorKind::Busy {
                 UsbError::Busy {
                     device: devname.clone(),
@@ -211,10 +249,6 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
                 nusb_err(&format!("claim interface {n}"), e)
             }
         })
-    };
-    let mut claimed = Claimed {
-        data: None,
-        control: None,
     };
     if let Some(c) = func.control_interface {
         claimed.control = Some(claim(c)?);
