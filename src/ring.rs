@@ -20,6 +20,7 @@
 //! table ([`Policy::of`]): a stall is cleared and the ring goes on, faults are counted and
 //! retried with a breaker, a disconnect ends the run.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use nusb::transfer::{Buffer, Completion, TransferError};
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 
-use crate::class::{LinkEvent, RxDrops, RxFixup, StatusFixup, TxFixup};
+use crate::class::{LinkEvent, Refused, RxDrops, RxFixup, StatusFixup, TxFixup};
 use crate::stats::Stats;
 use crate::usb::Pipe;
 
@@ -271,47 +272,68 @@ pub struct TxSide {
     pub net: Arc<File>,
 }
 
-/// Run the RX loop until stop, unplug or failure.
-pub fn run_rx(mut side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit {
-    let sleeper = match Sleeper::new() {
-        Ok(s) => s,
-        Err(e) => return Exit::Failed(format!("eventfd: {e}")),
-    };
-    for _ in 0..cfg.rx_queue.max(1) {
-        let mut b = side.bulk_in.allocate(cfg.rx_transfer_size);
-        b.set_requested_len(cfg.rx_transfer_size);
-        side.bulk_in.submit(b);
-    }
-    if let Some(int) = side.interrupt.as_mut() {
-        let mps = int.max_packet_size().max(1);
-        // 16 bytes hold the largest CDC notification we act on (CONNECTION_SPEED_CHANGE).
-        let len = 16usize.div_ceil(mps) * mps;
-        for _ in 0..2 {
-            let mut b = int.allocate(len);
-            b.set_requested_len(len);
-            int.submit(b);
+/// RX state between steps.
+struct RxState {
+    side: RxSide,
+    cfg: RingConfig,
+    drops: RxDrops,
+    events: Vec<LinkEvent>,
+    /// Buffers held back while a halt is being cleared.
+    halted: Vec<Buffer>,
+    halting: bool,
+    errors_in_row: u32,
+    /// The TAP starts without carrier when the class reports it; act on changes only
+    /// (some devices repeat NETWORK_CONNECTION many times a second).
+    carrier: Option<bool>,
+}
+
+impl RxState {
+    fn new(side: RxSide, cfg: RingConfig) -> RxState {
+        RxState {
+            side,
+            cfg,
+            drops: RxDrops::default(),
+            events: Vec::new(),
+            halted: Vec::new(),
+            halting: false,
+            errors_in_row: 0,
+            carrier: None,
         }
     }
-    let mut drops = RxDrops::default();
-    let mut events = Vec::new();
-    let mut halted: Vec<Buffer> = Vec::new();
-    let mut halting = false;
-    let mut errors_in_row = 0u32;
-    // The TAP starts without carrier when the class reports it; act on changes only (some
-    // devices repeat NETWORK_CONNECTION many times a second).
-    let mut carrier: Option<bool> = None;
-    let exit = 'outer: loop {
+
+    /// Put every IN transfer in flight (allocated once, here).
+    fn start(&mut self) {
+        let size = self.cfg.rx_transfer_size;
+        for _ in 0..self.cfg.rx_queue.max(1) {
+            let mut b = self.side.bulk_in.allocate(size);
+            b.set_requested_len(size);
+            self.side.bulk_in.submit(b);
+        }
+        if let Some(int) = self.side.interrupt.as_mut() {
+            let mps = int.max_packet_size().max(1);
+            // 16 bytes hold the largest CDC notification we act on (CONNECTION_SPEED_CHANGE).
+            let len = 16usize.div_ceil(mps) * mps;
+            for _ in 0..2 {
+                let mut b = int.allocate(len);
+                b.set_requested_len(len);
+                int.submit(b);
+            }
+        }
+    }
+
+    /// Handle every completion that is ready. `Ok(true)` if anything happened.
+    fn step(&mut self, waker: &Waker, stats: &Stats, stop: &Stop) -> Result<bool, Exit> {
         let mut worked = false;
-        while let Some(c) = next(side.bulk_in.as_mut(), &sleeper.waker) {
+        while let Some(c) = next(self.side.bulk_in.as_mut(), waker) {
             worked = true;
             match c.status {
                 Ok(()) => {
-                    errors_in_row = 0;
+                    self.errors_in_row = 0;
                     Stats::add(&stats.rx_transfers, 1);
                     let data = &c.buffer[..c.actual_len.min(c.buffer.len())];
-                    let before = drops;
-                    let net = &side.net;
-                    side.rx.rx_fixup(
+                    let before = self.drops;
+                    let net = &self.side.net;
+                    self.side.rx.rx_fixup(
                         data,
                         &mut |frame| match (&**net).write(frame) {
                             Ok(_) => {
@@ -320,39 +342,40 @@ pub fn run_rx(mut side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
                             }
                             Err(_) => Stats::add(&stats.rx_drop_tap, 1),
                         },
-                        &mut drops,
+                        &mut self.drops,
                     );
                     Stats::add(
                         &stats.rx_drop_bad_transfer,
-                        drops.bad_transfer - before.bad_transfer,
+                        self.drops.bad_transfer - before.bad_transfer,
                     );
-                    Stats::add(&stats.rx_drop_bad_frame, drops.bad_frame - before.bad_frame);
+                    Stats::add(
+                        &stats.rx_drop_bad_frame,
+                        self.drops.bad_frame - before.bad_frame,
+                    );
                 }
                 Err(e) => match Policy::of(e) {
-                    Policy::Cancelled => {
-                        if stop.is_set() {
-                            break 'outer Exit::Stopped;
-                        }
-                    }
-                    Policy::Unplugged => break 'outer Exit::Unplugged,
+                    Policy::Cancelled if stop.is_set() => return Err(Exit::Stopped),
+                    Policy::Cancelled => {}
+                    Policy::Unplugged => return Err(Exit::Unplugged),
                     Policy::ClearHalt => {
                         Stats::add(&stats.rx_errors, 1);
-                        if !halting {
+                        if !self.halting {
                             log::warn!(
                                 "bulk IN 0x{:02x} stalled; clearing the halt",
-                                side.bulk_in.address()
+                                self.side.bulk_in.address()
                             );
-                            halting = true;
-                            side.bulk_in.cancel_all();
+                            self.halting = true;
+                            self.side.bulk_in.cancel_all();
                         }
                     }
                     Policy::Retry => {
                         Stats::add(&stats.rx_errors, 1);
-                        errors_in_row += 1;
-                        if errors_in_row >= ERROR_BREAKER {
-                            break 'outer Exit::Failed(format!(
-                                "{errors_in_row} bulk IN transfers failed in a row (last: {e})"
-                            ));
+                        self.errors_in_row += 1;
+                        if self.errors_in_row >= ERROR_BREAKER {
+                            return Err(Exit::Failed(format!(
+                                "{} bulk IN transfers failed in a row (last: {e})",
+                                self.errors_in_row
+                            )));
                         }
                         // A fault during a disconnect comes in bursts; a short pause
                         // avoids spinning before the disconnect is reported.
@@ -360,111 +383,131 @@ pub fn run_rx(mut side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
                     }
                 },
             }
-            if halting {
-                halted.push(c.buffer);
+            if self.halting {
+                self.halted.push(c.buffer);
             } else {
-                side.bulk_in.submit(c.buffer);
+                self.side.bulk_in.submit(c.buffer);
             }
         }
-        if halting && side.bulk_in.pending() == 0 {
-            match side.bulk_in.clear_halt() {
+        if self.halting && self.side.bulk_in.pending() == 0 {
+            match self.side.bulk_in.clear_halt() {
                 Ok(()) => Stats::add(&stats.stalls_cleared, 1),
-                Err(e) if e.kind() == nusb::ErrorKind::Disconnected => break Exit::Unplugged,
+                Err(e) if e.kind() == nusb::ErrorKind::Disconnected => return Err(Exit::Unplugged),
                 Err(e) => log::warn!("clear halt on bulk IN failed: {e}"),
             }
-            halting = false;
-            for b in halted.drain(..) {
-                side.bulk_in.submit(b);
+            self.halting = false;
+            for b in self.halted.drain(..) {
+                self.side.bulk_in.submit(b);
             }
             worked = true;
         }
-        if let Some(int) = side.interrupt.as_mut() {
-            while let Some(c) = next(int.as_mut(), &sleeper.waker) {
+        if let Some(int) = self.side.interrupt.as_mut() {
+            while let Some(c) = next(int.as_mut(), waker) {
                 worked = true;
                 match c.status {
                     Ok(()) => {
                         Stats::add(&stats.notifications, 1);
-                        side.status
-                            .status(&c.buffer[..c.actual_len.min(c.buffer.len())], &mut events);
+                        let data = &c.buffer[..c.actual_len.min(c.buffer.len())];
+                        self.side.status.status(data, &mut self.events);
                     }
                     Err(e) => match Policy::of(e) {
-                        Policy::Unplugged => break 'outer Exit::Unplugged,
-                        Policy::Cancelled if stop.is_set() => break 'outer Exit::Stopped,
-                        Policy::ClearHalt => {
-                            if int.pending() == 0 {
-                                let _ = int.clear_halt();
-                                Stats::add(&stats.stalls_cleared, 1);
-                            }
+                        Policy::Unplugged => return Err(Exit::Unplugged),
+                        Policy::Cancelled if stop.is_set() => return Err(Exit::Stopped),
+                        Policy::ClearHalt if int.pending() == 0 => {
+                            let _ = int.clear_halt();
+                            Stats::add(&stats.stalls_cleared, 1);
                         }
                         _ => std::thread::sleep(Duration::from_millis(1)),
                     },
                 }
                 int.submit(c.buffer);
             }
-            for ev in events.drain(..) {
-                match ev {
-                    LinkEvent::Carrier(on) if carrier == Some(on) => {}
-                    LinkEvent::Carrier(on) => {
-                        carrier = Some(on);
-                        Stats::add(&stats.carrier_changes, 1);
-                        log::info!("link {}", if on { "up" } else { "down" });
-                        (side.on_carrier)(on);
-                    }
-                    LinkEvent::Speed { down_bps, up_bps } => {
-                        Stats::set(&stats.speed_down_bps, down_bps.into());
-                        Stats::set(&stats.speed_up_bps, up_bps.into());
-                        log::info!("link speed {down_bps} bit/s down, {up_bps} bit/s up");
-                    }
+        }
+        for ev in self.events.drain(..) {
+            match ev {
+                LinkEvent::Carrier(on) if self.carrier == Some(on) => {}
+                LinkEvent::Carrier(on) => {
+                    self.carrier = Some(on);
+                    Stats::add(&stats.carrier_changes, 1);
+                    log::info!("link {}", if on { "up" } else { "down" });
+                    (self.side.on_carrier)(on);
+                }
+                LinkEvent::Speed { down_bps, up_bps } => {
+                    Stats::set(&stats.speed_down_bps, down_bps.into());
+                    Stats::set(&stats.speed_up_bps, up_bps.into());
+                    log::info!("link speed {down_bps} bit/s down, {up_bps} bit/s up");
                 }
             }
         }
-        if !worked {
-            let (stopped, _) = sleeper.sleep(stop, None, None);
-            if stopped {
-                break Exit::Stopped;
-            }
-        }
-    };
-    drain(side.bulk_in.as_mut(), &sleeper, stop);
-    if let Some(int) = side.interrupt.as_mut() {
-        drain(int.as_mut(), &sleeper, stop);
+        Ok(worked)
     }
-    exit
+
+    fn drain(&mut self, sleeper: &Sleeper, stop: &Stop) {
+        drain(self.side.bulk_in.as_mut(), sleeper, stop);
+        if let Some(int) = self.side.interrupt.as_mut() {
+            drain(int.as_mut(), sleeper, stop);
+        }
+    }
 }
 
-/// Run the TX loop until stop, unplug or failure.
-pub fn run_tx(mut side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit {
-    let sleeper = match Sleeper::new() {
-        Ok(s) => s,
-        Err(e) => return Exit::Failed(format!("eventfd: {e}")),
-    };
-    let slots = cfg.tx_queue.max(1);
-    // Allocated once; recycled from completions.
-    let mut free: Vec<Vec<u8>> = (0..slots)
-        .map(|_| Vec::with_capacity(cfg.tx_transfer_size))
-        .collect();
-    // Room for anything the TAP can hand over (the MTU can be raised under us): a frame that
-    // does not fit the device is dropped and counted, never truncated.
-    let mut frame = vec![0u8; cfg.max_frame.max(65_536)];
-    // A frame read from the network that did not fit the open transfer.
-    let mut carry: Option<usize> = None;
-    let mut open: Option<Vec<u8>> = None;
-    let mut open_frames = 0u64;
-    let mut in_flight = 0usize;
-    // Frames per transfer in flight, in submission order, for the stats on completion.
-    let mut frames_in_flight = std::collections::VecDeque::with_capacity(slots * 2);
-    let mut busy = false;
-    let mut errors_in_row = 0u32;
-    let mut halting = false;
+/// TX state between steps.
+struct TxState {
+    side: TxSide,
+    /// OUT buffers not in flight; allocated once, recycled from completions.
+    free: Vec<Vec<u8>>,
+    /// Where a frame is read from the network: room for anything the TAP can hand over
+    /// (the MTU can be raised under us): a frame the device cannot take is dropped and
+    /// counted, never truncated.
+    frame: Vec<u8>,
+    /// Length of a frame read from the network that did not fit the open transfer.
+    carry: Option<usize>,
+    /// The transfer being filled.
+    open: Option<Vec<u8>>,
+    open_frames: u64,
+    /// Frames per transfer in flight, in submission order (0 for a ZLP).
+    in_flight: VecDeque<u64>,
+    busy: bool,
+    errors_in_row: u32,
+    halting: bool,
+}
 
-    let exit = 'outer: loop {
+/// What a TX step did.
+struct TxStep {
+    /// Anything happened (loop again before sleeping).
+    worked: bool,
+    /// There is room for a frame: wake when the network has one.
+    room: bool,
+}
+
+impl TxState {
+    fn new(side: TxSide, cfg: RingConfig) -> TxState {
+        let slots = cfg.tx_queue.max(1);
+        TxState {
+            side,
+            free: (0..slots)
+                .map(|_| Vec::with_capacity(cfg.tx_transfer_size))
+                .collect(),
+            frame: vec![0u8; cfg.max_frame.max(65_536)],
+            carry: None,
+            open: None,
+            open_frames: 0,
+            in_flight: VecDeque::with_capacity(slots * 2),
+            busy: false,
+            errors_in_row: 0,
+            halting: false,
+        }
+    }
+
+    fn step(&mut self, waker: &Waker, stats: &Stats, stop: &Stop) -> Result<TxStep, Exit> {
+        let mut worked = false;
         // 1. Completions free slots.
-        while let Some(c) = next(side.bulk_out.as_mut(), &sleeper.waker) {
+        while let Some(c) = next(self.side.bulk_out.as_mut(), waker) {
+            worked = true;
             let is_zlp = c.buffer.capacity() == 0;
-            let frames: u64 = frames_in_flight.pop_front().unwrap_or(0);
+            let frames = self.in_flight.pop_front().unwrap_or(0);
             match c.status {
                 Ok(()) => {
-                    errors_in_row = 0;
+                    self.errors_in_row = 0;
                     if is_zlp {
                         Stats::add(&stats.tx_zlps, 1);
                     } else {
@@ -473,20 +516,21 @@ pub fn run_tx(mut side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
                     }
                 }
                 Err(e) => match Policy::of(e) {
-                    Policy::Unplugged => break 'outer Exit::Unplugged,
-                    Policy::Cancelled if stop.is_set() => break 'outer Exit::Stopped,
+                    Policy::Unplugged => return Err(Exit::Unplugged),
+                    Policy::Cancelled if stop.is_set() => return Err(Exit::Stopped),
                     Policy::Cancelled => {}
                     Policy::ClearHalt => {
                         Stats::add(&stats.tx_errors, 1);
-                        halting = true;
+                        self.halting = true;
                     }
                     Policy::Retry => {
                         Stats::add(&stats.tx_errors, 1);
-                        errors_in_row += 1;
-                        if errors_in_row >= ERROR_BREAKER {
-                            break 'outer Exit::Failed(format!(
-                                "{errors_in_row} bulk OUT transfers failed in a row (last: {e})"
-                            ));
+                        self.errors_in_row += 1;
+                        if self.errors_in_row >= ERROR_BREAKER {
+                            return Err(Exit::Failed(format!(
+                                "{} bulk OUT transfers failed in a row (last: {e})",
+                                self.errors_in_row
+                            )));
                         }
                     }
                 },
@@ -494,30 +538,30 @@ pub fn run_tx(mut side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
             if !is_zlp {
                 let mut v = c.buffer.into_vec();
                 v.clear();
-                free.push(v);
-                in_flight -= 1;
+                self.free.push(v);
             }
         }
-        if halting && side.bulk_out.pending() == 0 {
-            match side.bulk_out.clear_halt() {
+        if self.halting && self.side.bulk_out.pending() == 0 {
+            match self.side.bulk_out.clear_halt() {
                 Ok(()) => Stats::add(&stats.stalls_cleared, 1),
-                Err(e) if e.kind() == nusb::ErrorKind::Disconnected => break Exit::Unplugged,
+                Err(e) if e.kind() == nusb::ErrorKind::Disconnected => return Err(Exit::Unplugged),
                 Err(e) => log::warn!("clear halt on bulk OUT failed: {e}"),
             }
-            halting = false;
+            self.halting = false;
+            worked = true;
         }
 
         // 2. Fill transfers from the network while a slot is free.
         let mut net_empty = false;
-        let submitted_before = in_flight_total(&frames_in_flight);
+        let submitted_before = self.in_flight.len();
         loop {
-            if halting {
+            if self.halting {
                 // A stall stops filling until its halt is cleared.
                 break;
             }
-            let len = match carry.take() {
+            let len = match self.carry.take() {
                 Some(n) => n,
-                None => match (&*side.net).read(&mut frame) {
+                None => match (&*self.side.net).read(&mut self.frame) {
                     Ok(0) => {
                         net_empty = true;
                         break;
@@ -528,101 +572,152 @@ pub fn run_tx(mut side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> 
                         break;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => break 'outer Exit::Failed(format!("reading the TAP: {e}")),
+                    Err(e) => return Err(Exit::Failed(format!("reading the TAP: {e}"))),
                 },
             };
-            let f = &frame[..len];
-            if open.is_none() {
-                match free.pop() {
+            if self.open.is_none() {
+                match self.free.pop() {
                     Some(mut v) => {
-                        side.tx.begin(&mut v);
-                        open = Some(v);
-                        open_frames = 0;
+                        self.side.tx.begin(&mut v);
+                        self.open = Some(v);
+                        self.open_frames = 0;
                     }
                     None => {
-                        carry = Some(len);
-                        if !busy {
-                            busy = true;
+                        self.carry = Some(len);
+                        if !self.busy {
+                            self.busy = true;
                             Stats::add(&stats.tx_busy, 1);
                         }
                         break;
                     }
                 }
             }
-            let out = open.as_mut().expect("open transfer");
-            match side.tx.push(out, f) {
+            let out = self.open.as_mut().expect("open transfer");
+            match self.side.tx.push(out, &self.frame[..len]) {
                 Ok(()) => {
-                    open_frames += 1;
+                    self.open_frames += 1;
                     Stats::add(&stats.tx_bytes, len as u64);
                 }
-                Err(_) if side.tx.is_empty() => {
-                    // Cannot fit even an empty transfer: larger than the device takes.
-                    Stats::add(&stats.tx_drop_oversize, 1);
+                Err(Refused::Invalid) => Stats::add(&stats.tx_drop_invalid, 1),
+                Err(Refused::Full) if self.side.tx.is_empty() => {
+                    // A class that calls an empty transfer full cannot take this frame.
+                    Stats::add(&stats.tx_drop_invalid, 1);
                 }
-                Err(_) => {
-                    carry = Some(len);
-                    let v = open.take().expect("open transfer");
-                    submit_out(
-                        &mut side,
-                        v,
-                        open_frames,
-                        &mut frames_in_flight,
-                        &mut in_flight,
-                    );
+                Err(Refused::Full) => {
+                    self.carry = Some(len);
+                    self.submit_open();
                 }
             }
         }
         // 3. Flush as soon as the network has nothing more for us: no timer holds a frame.
-        if net_empty && open.as_ref().is_some_and(|_| !side.tx.is_empty()) {
-            let v = open.take().expect("open transfer");
-            submit_out(
-                &mut side,
-                v,
-                open_frames,
-                &mut frames_in_flight,
-                &mut in_flight,
-            );
+        if net_empty && self.open.is_some() && !self.side.tx.is_empty() {
+            self.submit_open();
         }
-        if carry.is_none() && !free.is_empty() {
-            busy = false;
+        if self.carry.is_none() && !self.free.is_empty() {
+            self.busy = false;
         }
+        // After a submission the endpoint must be polled again before sleeping: that
+        // registers the waker (nusb registers it only on a poll that finds nothing ready).
+        worked |= self.in_flight.len() != submitted_before;
+        let room =
+            self.carry.is_none() && (self.open.is_some() || !self.free.is_empty()) && !self.halting;
+        Ok(TxStep { worked, room })
+    }
 
-        // 4. Sleep: on the network fd only while there is room for what it gives us. After a
-        // submission, poll the endpoint once more first: that registers our waker (nusb only
-        // registers it when a poll finds nothing ready).
-        let room = carry.is_none() && (open.is_some() || !free.is_empty()) && !halting;
-        let submitted = in_flight_total(&frames_in_flight) != submitted_before;
-        if !submitted && (net_empty || !room) {
-            let (stopped, _) = sleeper.sleep(stop, room.then_some(&*side.net), None);
+    fn submit_open(&mut self) {
+        let Some(mut v) = self.open.take() else {
+            return;
+        };
+        let zlp = self.side.tx.finish(&mut v);
+        self.side.bulk_out.submit(Buffer::from(v));
+        self.in_flight.push_back(self.open_frames);
+        if zlp {
+            self.side.bulk_out.submit(Buffer::new(0));
+            self.in_flight.push_back(0);
+        }
+    }
+}
+
+fn start_sleeper() -> Result<Sleeper, Exit> {
+    Sleeper::new().map_err(|e| Exit::Failed(format!("eventfd: {e}")))
+}
+
+/// Run both directions in one thread until stop, unplug or failure: one `poll(2)` for
+/// completions, the network fd and the stop flag. On a loaded machine this avoids a
+/// thread hop between a received frame and the ACK it provokes, and lets one wake-up
+/// serve both directions.
+pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit {
+    let sleeper = match start_sleeper() {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let mut rx = RxState::new(rx, cfg);
+    let mut tx = TxState::new(tx, cfg);
+    rx.start();
+    let exit = loop {
+        let r = rx.step(&sleeper.waker, stats, stop);
+        let t = tx.step(&sleeper.waker, stats, stop);
+        let (rw, t) = match (r, t) {
+            (Err(e), _) | (_, Err(e)) => break e,
+            (Ok(rw), Ok(t)) => (rw, t),
+        };
+        if !rw && !t.worked {
+            let net = tx.side.net.clone();
+            let (stopped, _) = sleeper.sleep(stop, t.room.then_some(&*net), None);
             if stopped {
                 break Exit::Stopped;
             }
         }
     };
-    drain(side.bulk_out.as_mut(), &sleeper, stop);
+    rx.drain(&sleeper, stop);
+    drain(tx.side.bulk_out.as_mut(), &sleeper, stop);
     exit
 }
 
-/// Transfers in flight, ZLPs included (a cheap "did we submit" probe).
-fn in_flight_total(q: &std::collections::VecDeque<u64>) -> usize {
-    q.len()
+/// Run the RX direction alone until stop, unplug or failure.
+pub fn run_rx(side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit {
+    let sleeper = match start_sleeper() {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let mut rx = RxState::new(side, cfg);
+    rx.start();
+    let exit = loop {
+        match rx.step(&sleeper.waker, stats, stop) {
+            Err(e) => break e,
+            Ok(true) => {}
+            Ok(false) => {
+                if sleeper.sleep(stop, None, None).0 {
+                    break Exit::Stopped;
+                }
+            }
+        }
+    };
+    rx.drain(&sleeper, stop);
+    exit
 }
 
-fn submit_out(
-    side: &mut TxSide,
-    mut v: Vec<u8>,
-    frames: u64,
-    frames_in_flight: &mut std::collections::VecDeque<u64>,
-    in_flight: &mut usize,
-) {
-    let zlp = side.tx.finish(&mut v);
-    side.bulk_out.submit(Buffer::from(v));
-    frames_in_flight.push_back(frames);
-    *in_flight += 1;
-    if zlp {
-        side.bulk_out.submit(Buffer::new(0));
-        frames_in_flight.push_back(0);
-    }
+/// Run the TX direction alone until stop, unplug or failure.
+pub fn run_tx(side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit {
+    let sleeper = match start_sleeper() {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let mut tx = TxState::new(side, cfg);
+    let exit = loop {
+        match tx.step(&sleeper.waker, stats, stop) {
+            Err(e) => break e,
+            Ok(t) if t.worked => {}
+            Ok(t) => {
+                let net = tx.side.net.clone();
+                if sleeper.sleep(stop, t.room.then_some(&*net), None).0 {
+                    break Exit::Stopped;
+                }
+            }
+        }
+    };
+    drain(tx.side.bulk_out.as_mut(), &sleeper, stop);
+    exit
 }
 
 /// Count a finished run's exit in the log, for the supervisor.

@@ -360,33 +360,22 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
                 net: tap.file(),
             };
             let (st, sp) = (&*stats, &*stop);
-            let rx_t = s.spawn(move || {
-                let e = ring::run_rx(rx, cfg, st, sp);
+            let ring = s.spawn(move || {
+                let e = ring::run(rx, tx, cfg, st, sp);
                 sp.trigger();
                 e
             });
-            let tx_t = s.spawn(move || {
-                let e = ring::run_tx(tx, cfg, st, sp);
-                sp.trigger();
-                e
-            });
-            // The stats writer runs here until both ring threads are done.
-            while !(rx_t.is_finished() && tx_t.is_finished()) {
-                stats_file.write(&stats.snapshot());
-                std::thread::sleep(Duration::from_millis(200).min(Duration::from_secs(1)));
+            // The stats file is refreshed here every second until the ring is done.
+            let mut last = std::time::Instant::now();
+            while !ring.is_finished() {
+                if last.elapsed() >= Duration::from_secs(1) {
+                    stats_file.write(&stats.snapshot());
+                    last = std::time::Instant::now();
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            let rx_e = rx_t
-                .join()
-                .unwrap_or(Exit::Failed("RX thread panicked".into()));
-            let tx_e = tx_t
-                .join()
-                .unwrap_or(Exit::Failed("TX thread panicked".into()));
-            // The more telling of the two.
-            match (rx_e, tx_e) {
-                (Exit::Unplugged, _) | (_, Exit::Unplugged) => Exit::Unplugged,
-                (Exit::Failed(w), _) | (_, Exit::Failed(w)) => Exit::Failed(w),
-                _ => Exit::Stopped,
-            }
+            ring.join()
+                .unwrap_or(Exit::Failed("ring thread panicked".into()))
         });
         stats_file.write(&stats.snapshot());
         let snap = stats.snapshot();
@@ -400,7 +389,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             snap.rx_drop_bad_transfer,
             snap.rx_drop_bad_frame,
             snap.rx_drop_tap,
-            snap.tx_drop_oversize,
+            snap.tx_drop_invalid,
         );
         stats_file.remove();
         Ok(Ended {

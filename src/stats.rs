@@ -59,8 +59,9 @@ counters! {
     tx_zlps,
     /// Times the OUT ring was full and reading from the TAP stopped (NETDEV_TX_BUSY).
     tx_busy,
-    /// Frames dropped because they cannot fit any transfer (larger than the device's maximum).
-    tx_drop_oversize,
+    /// Frames dropped because no transfer can carry them (larger than the device takes,
+    /// shorter than an Ethernet header).
+    tx_drop_invalid,
     /// OUT transfers that failed (their frames are lost; counted per transfer).
     tx_errors,
     /// IN transfers that failed (not counting cancellation at exit).

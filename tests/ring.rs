@@ -460,7 +460,7 @@ fn tx_drops_and_counts_a_frame_larger_than_the_device_takes() {
     tx.peer.send(&vec![0u8; 1600]).unwrap();
     tx.peer.send(&frame(1, 100)).unwrap();
     wait_until("small frame sent", || tx.stats.snapshot().tx_frames == 1);
-    assert_eq!(tx.stats.snapshot().tx_drop_oversize, 1);
+    assert_eq!(tx.stats.snapshot().tx_drop_invalid, 1);
     tx.stop.trigger();
     tx.thread.join().unwrap();
 }

@@ -4,7 +4,7 @@
 
 use super::{
     mac_from_function, mtu_from_segment_size, BindError, Binding, BusFacts, CdcStatus, ClassDriver,
-    Full, LinkInfo, RxDrops, RxFixup, TxFixup, ETH_HLEN,
+    LinkInfo, Refused, RxDrops, RxFixup, TxFixup, ETH_HLEN,
 };
 use crate::probe::{ClassKind, NetFunction};
 use crate::usb::Control;
@@ -106,9 +106,12 @@ impl TxFixup for EcmTx {
         self.has_frame = false;
     }
 
-    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Full> {
-        if self.has_frame || frame.len() > self.max_frame {
-            return Err(Full);
+    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Refused> {
+        if frame.len() > self.max_frame || frame.len() < ETH_HLEN {
+            return Err(Refused::Invalid);
+        }
+        if self.has_frame {
+            return Err(Refused::Full);
         }
         out.extend_from_slice(frame);
         self.has_frame = true;
@@ -139,7 +142,7 @@ mod tests {
         tx.begin(&mut out);
         assert!(tx.is_empty());
         tx.push(&mut out, &[0xaa; 1024]).unwrap();
-        assert_eq!(tx.push(&mut out, &[0xbb; 60]), Err(Full));
+        assert_eq!(tx.push(&mut out, &[0xbb; 60]), Err(Refused::Full));
         assert_eq!(out.len(), 1024);
         assert!(tx.finish(&mut out), "1024 = 2 x 512 needs a ZLP");
         out.clear();
@@ -157,7 +160,8 @@ mod tests {
         };
         let mut out = Vec::new();
         tx.begin(&mut out);
-        assert_eq!(tx.push(&mut out, &[0; 1515]), Err(Full));
+        assert_eq!(tx.push(&mut out, &[0; 1515]), Err(Refused::Invalid));
+        assert_eq!(tx.push(&mut out, &[0; 13]), Err(Refused::Invalid));
         assert!(out.is_empty());
     }
 

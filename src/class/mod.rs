@@ -67,16 +67,22 @@ pub trait RxFixup: Send {
     fn rx_fixup(&mut self, xfer: &[u8], deliver: &mut dyn FnMut(&[u8]), drops: &mut RxDrops);
 }
 
-/// The transfer is full: submit it and start another before pushing this frame again.
+/// Why a frame was not added to the open transfer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Full;
+pub enum Refused {
+    /// The transfer is full: submit it and start another before pushing this frame again.
+    Full,
+    /// The frame can never be sent (larger than the device takes, shorter than an
+    /// Ethernet header): drop it and count it.
+    Invalid,
+}
 
 /// Packs frames into one bulk OUT transfer.
 pub trait TxFixup: Send {
     /// Start a new transfer in `out` (cleared by the caller).
     fn begin(&mut self, out: &mut Vec<u8>);
-    /// Add `frame` (a whole Ethernet frame). `Err(Full)` leaves `out` untouched.
-    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Full>;
+    /// Add `frame` (a whole Ethernet frame). An error leaves `out` untouched.
+    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Refused>;
     /// Close the transfer (headers, padding). Returns whether a zero-length packet must
     /// follow it (its length is a multiple of wMaxPacketSize and the class wants a ZLP).
     fn finish(&mut self, out: &mut Vec<u8>) -> bool;

@@ -7,13 +7,15 @@
 
 use super::{
     mac_from_function, mtu_from_segment_size, BindError, Binding, BusFacts, CdcStatus, ClassDriver,
-    Full, LinkInfo, RxDrops, RxFixup, TxFixup, ETH_HLEN,
+    LinkInfo, Refused, RxDrops, RxFixup, TxFixup, ETH_HLEN,
 };
 use crate::class::ecm::{round_up, PACKET_FILTER};
 use crate::probe::{ClassKind, NetFunction};
 use crate::usb::Control;
 use crate::wire::cdc::{request, NTB_FORMAT_16};
-use crate::wire::{self, NtbBuilder, NtbFormat, NtbInputSize, NtbParameters, NtbParams, RxLimits};
+use crate::wire::{
+    self, NtbBuilder, NtbFormat, NtbInputSize, NtbParameters, NtbParams, PushError, RxLimits,
+};
 
 /// Largest NTB we ask the device to send (NTB-16 cannot exceed 64 KiB). Bigger NTBs mean
 /// more frames per completion, and every completion costs us a wake-up.
@@ -132,9 +134,9 @@ impl ClassDriver for Ncm {
             },
             rx: Box::new(NcmRx { limits }),
             tx: Box::new(NcmTx {
-                builder: NtbBuilder::new(tx),
-                max_packet: bus.max_packet.max(1),
-                max_size: tx_size,
+                // Rather than a ZLP, one zero byte ends an NTB that would end on a packet
+                // boundary short of the device's maximum (as cdc_ncm does).
+                builder: NtbBuilder::new(tx).with_short_packet_padding(bus.max_packet),
                 sequence: 0,
                 frames: 0,
             }),
@@ -174,8 +176,6 @@ impl RxFixup for NcmRx {
 #[derive(Debug)]
 pub struct NcmTx {
     builder: NtbBuilder,
-    max_packet: usize,
-    max_size: usize,
     sequence: u16,
     frames: usize,
 }
@@ -187,20 +187,18 @@ impl TxFixup for NcmTx {
         self.frames = 0;
     }
 
-    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Full> {
-        self.builder.push(out, frame).map_err(|_| Full)?;
+    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Refused> {
+        self.builder.push(out, frame).map_err(|e| match e {
+            PushError::Full => Refused::Full,
+            _ => Refused::Invalid,
+        })?;
         self.frames += 1;
         Ok(())
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> bool {
-        let len = self.builder.finish(out);
-        // Like cdc_ncm: rather than a ZLP, pad one byte when the NTB ends on a packet
-        // boundary and is shorter than the device's maximum (at the maximum the device
-        // knows the transfer is complete).
-        if len % self.max_packet == 0 && len < self.max_size {
-            out.push(0);
-        }
+        // The builder pads instead of asking for a ZLP (see `with_short_packet_padding`).
+        self.builder.finish(out);
         false
     }
 

@@ -952,11 +952,12 @@ pub struct RxLimits {
 
 impl RxLimits {
     /// Limits for an IP MTU: datagrams up to `mtu` + 14 (Ethernet header) + 4 (one VLAN tag),
-    /// 1024 datagrams per NTB (a 64 KiB NTB-16 cannot hold many more minimum-size frames
-    /// once each has its pointer entry and alignment), 8 chained NDPs (devices use one).
+    /// 1024 datagrams per NTB (a 16 KiB NTB of 60-byte frames holds about 250; a 64 KiB one
+    /// of bare 14-byte headers could list about 3600), 8 chained NDPs (devices use one).
+    /// `mtu` saturates rather than overflows.
     pub const fn for_mtu(mtu: usize) -> RxLimits {
         RxLimits {
-            max_datagram_len: mtu + MIN_DATAGRAM_LEN + 4,
+            max_datagram_len: mtu.saturating_add(MIN_DATAGRAM_LEN + 4),
             max_datagrams: 1024,
             max_ndps: 8,
         }
