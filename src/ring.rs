@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -33,8 +33,10 @@ use nusb::transfer::{Buffer, Completion, TransferError};
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 
 use crate::class::{LinkEvent, Refused, RxDrops, RxFixup, StatusFixup, TxFixup};
+use crate::gso::{self, Prepared};
 use crate::stats::Stats;
 use crate::usb::Pipe;
+use crate::wire::vnet;
 
 /// Consecutive failed transfers on one endpoint after which the ring gives up (the kernel's
 /// usbnet kills RX at 20 errors in 30 completions; a userspace driver can simply stop and
@@ -162,6 +164,18 @@ impl Sleeper {
     }
 }
 
+/// A virtio-net header that asks nothing of the kernel (no GSO, checksum not checked).
+const PLAIN_VNET_HDR: [u8; vnet::LEN] = [0; vnet::LEN];
+
+/// Write one frame to the network side (one `writev` with its virtio-net header if any).
+fn write_frame(net: &File, vnet: bool, frame: &[u8]) -> io::Result<usize> {
+    if vnet {
+        (&*net).write_vectored(&[IoSlice::new(&PLAIN_VNET_HDR), IoSlice::new(frame)])
+    } else {
+        (&*net).write(frame)
+    }
+}
+
 /// Take the next completion from `pipe` if one is ready (registering `waker` otherwise).
 fn next(pipe: &mut dyn Pipe, waker: &Waker) -> Option<Completion> {
     if pipe.pending() == 0 {
@@ -202,6 +216,9 @@ pub struct RingConfig {
     pub tx_transfer_size: usize,
     /// Largest frame the network side may hand us (MTU + Ethernet header).
     pub max_frame: usize,
+    /// The network fd is a TAP with `IFF_VNET_HDR`: every frame read or written carries a
+    /// virtio-net header, and reads may be TCP super-packets (TSO) or need a checksum.
+    pub vnet: bool,
 }
 
 /// Linux caps all in-flight usbfs memory at `usbfs_memory_mb` (16 MiB by default, shared by
@@ -242,6 +259,7 @@ impl RingConfig {
             rx_transfer_size,
             tx_transfer_size,
             max_frame,
+            vnet: false,
         }
     }
 }
@@ -333,9 +351,10 @@ impl RxState {
                     let data = &c.buffer[..c.actual_len.min(c.buffer.len())];
                     let before = self.drops;
                     let net = &self.side.net;
+                    let vnet = self.cfg.vnet;
                     self.side.rx.rx_fixup(
                         data,
-                        &mut |frame| match (&**net).write(frame) {
+                        &mut |frame| match write_frame(net, vnet, frame) {
                             Ok(_) => {
                                 Stats::add(&stats.rx_frames, 1);
                                 Stats::add(&stats.rx_bytes, frame.len() as u64);
@@ -459,8 +478,13 @@ struct TxState {
     /// (the MTU can be raised under us): a frame the device cannot take is dropped and
     /// counted, never truncated.
     frame: Vec<u8>,
-    /// Length of a frame read from the network that did not fit the open transfer.
-    carry: Option<usize>,
+    /// What was read from the network and has not all fit the open transfer yet.
+    carry: Option<Carry>,
+    /// Frames carry a virtio-net header (TAP with offloads): super-packets to segment,
+    /// checksums to finish.
+    vnet: bool,
+    /// Where one segment of a super-packet is built.
+    scratch: Vec<u8>,
     /// The transfer being filled.
     open: Option<Vec<u8>>,
     open_frames: u64,
@@ -469,6 +493,17 @@ struct TxState {
     busy: bool,
     errors_in_row: u32,
     halting: bool,
+}
+
+/// A read from the network not (entirely) in a transfer yet.
+#[derive(Debug, Clone, Copy)]
+struct Carry {
+    /// Bytes read (virtio-net header included when there is one).
+    len: usize,
+    /// What the read is.
+    prep: Prepared,
+    /// The next segment to push.
+    next: usize,
 }
 
 /// What a TX step did.
@@ -487,8 +522,10 @@ impl TxState {
             free: (0..slots)
                 .map(|_| Vec::with_capacity(cfg.tx_transfer_size))
                 .collect(),
-            frame: vec![0u8; cfg.max_frame.max(65_536)],
+            frame: vec![0u8; cfg.max_frame.max(65_536) + vnet::LEN],
             carry: None,
+            vnet: cfg.vnet,
+            scratch: vec![0u8; 65_536],
             open: None,
             open_frames: 0,
             in_flight: VecDeque::with_capacity(slots * 2),
@@ -559,21 +596,39 @@ impl TxState {
                 // A stall stops filling until its halt is cleared.
                 break;
             }
-            let len = match self.carry.take() {
-                Some(n) => n,
-                None => match (&*self.side.net).read(&mut self.frame) {
-                    Ok(0) => {
-                        net_empty = true;
-                        break;
+            let mut c = match self.carry.take() {
+                Some(c) => c,
+                None => {
+                    let len = match (&*self.side.net).read(&mut self.frame) {
+                        Ok(0) => {
+                            net_empty = true;
+                            break;
+                        }
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            net_empty = true;
+                            break;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(Exit::Failed(format!("reading the TAP: {e}"))),
+                    };
+                    let prep = if self.vnet {
+                        match gso::prepare(&mut self.frame[..len]) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                log::debug!("dropping a {len}-byte frame from the TAP: {e}");
+                                Stats::add(&stats.tx_drop_invalid, 1);
+                                continue;
+                            }
+                        }
+                    } else {
+                        Prepared::Frame
+                    };
+                    if matches!(prep, Prepared::Segments(_)) {
+                        Stats::add(&stats.tx_gso_packets, 1);
                     }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        net_empty = true;
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Exit::Failed(format!("reading the TAP: {e}"))),
-                },
+                    Carry { len, prep, next: 0 }
+                }
             };
             if self.open.is_none() {
                 match self.free.pop() {
@@ -583,7 +638,7 @@ impl TxState {
                         self.open_frames = 0;
                     }
                     None => {
-                        self.carry = Some(len);
+                        self.carry = Some(c);
                         if !self.busy {
                             self.busy = true;
                             Stats::add(&stats.tx_busy, 1);
@@ -592,21 +647,36 @@ impl TxState {
                     }
                 }
             }
+            let off = if self.vnet { vnet::LEN } else { 0 };
+            let packet = &self.frame[off..c.len];
             let out = self.open.as_mut().expect("open transfer");
-            match self.side.tx.push(out, &self.frame[..len]) {
-                Ok(()) => {
-                    self.open_frames += 1;
-                    Stats::add(&stats.tx_bytes, len as u64);
-                }
-                Err(Refused::Invalid) => Stats::add(&stats.tx_drop_invalid, 1),
-                Err(Refused::Full) if self.side.tx.is_empty() => {
+            // Push the frame, or the super-packet's segments from `c.next` on.
+            let count = match c.prep {
+                Prepared::Frame => 1,
+                Prepared::Segments(seg) => seg.count(),
+            };
+            while c.next < count {
+                let wire: &[u8] = match c.prep {
+                    Prepared::Frame => packet,
+                    Prepared::Segments(seg) => {
+                        let n = seg.segment(packet, c.next, &mut self.scratch);
+                        &self.scratch[..n]
+                    }
+                };
+                match self.side.tx.push(out, wire) {
+                    Ok(()) => {
+                        self.open_frames += 1;
+                        Stats::add(&stats.tx_bytes, wire.len() as u64);
+                    }
+                    Err(Refused::Full) if !self.side.tx.is_empty() => break,
                     // A class that calls an empty transfer full cannot take this frame.
-                    Stats::add(&stats.tx_drop_invalid, 1);
+                    Err(_) => Stats::add(&stats.tx_drop_invalid, 1),
                 }
-                Err(Refused::Full) => {
-                    self.carry = Some(len);
-                    self.submit_open();
-                }
+                c.next += 1;
+            }
+            if c.next < count {
+                self.carry = Some(c);
+                self.submit_open();
             }
         }
         // 3. Flush as soon as the network has nothing more for us: no timer holds a frame.

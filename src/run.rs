@@ -46,6 +46,8 @@ pub struct RunOptions {
     pub tx_queue: Option<usize>,
     /// TAP txqueuelen.
     pub txqueuelen: u32,
+    /// Leave TCP segmentation and checksums to the kernel (no `IFF_VNET_HDR`).
+    pub no_offload: bool,
     /// Directory for the stats file.
     pub stats_dir: PathBuf,
 }
@@ -310,6 +312,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             mac: link.mac,
             mtu: link.mtu,
             txqueuelen: opts.txqueuelen,
+            offload: !opts.no_offload,
         })?;
         if !link.carrier_from_status {
             let _ = tap.set_carrier(true);
@@ -322,6 +325,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             bus.super_speed,
             matches!(speed, Some(nusb::Speed::Full) | Some(nusb::Speed::Low)),
         );
+        cfg.vnet = tap.offload();
         cfg.rx_queue = opts.rx_queue.unwrap_or(cfg.rx_queue);
         cfg.tx_queue = opts.tx_queue.unwrap_or(cfg.tx_queue);
         let mac = link

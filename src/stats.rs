@@ -53,6 +53,8 @@ counters! {
     tx_frames,
     /// Bytes of those frames.
     tx_bytes,
+    /// TCP super-packets from the TAP cut into frames here (TSO).
+    tx_gso_packets,
     /// Bulk OUT transfers completed (NTBs for NCM).
     tx_transfers,
     /// Zero-length packets sent after transfers ending on a packet boundary.

@@ -72,6 +72,16 @@ pub fn tap_set_carrier(tap: &File, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// `TUNSETOFFLOAD`: which offloads (`TUN_F_*`) the kernel may leave to us in what we read.
+pub fn tap_set_offload(tap: &File, flags: libc::c_uint) -> io::Result<()> {
+    // SAFETY: TUNSETOFFLOAD takes the flags as the ioctl's integer argument, no pointer.
+    let rc = unsafe { libc::ioctl(tap.as_raw_fd(), libc::TUNSETOFFLOAD, flags as libc::c_ulong) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `SIOCSIFHWADDR` on the TAP fd (handled by the tun driver itself): set the MAC address.
 pub fn tap_set_mac(tap: &File, name: &str, mac: [u8; 6]) -> io::Result<()> {
     let mut req = ifreq_named(name)?;

@@ -68,6 +68,7 @@ pub mod cdc;
 pub mod notify;
 pub mod ntb;
 pub mod ntb_params;
+pub mod vnet;
 
 pub use self::notify::{
     Notification, NotificationReader, NotificationView, NotifyError, ReaderStats,
