@@ -175,6 +175,17 @@ struct Claimed {
 
 impl Drop for Claimed {
     fn drop(&mut self) {
+        // Back to alt 0 first, as the USB core does when a kernel driver unbinds: the
+        // function sees the link go away and starts clean (fresh NETWORK_CONNECTION) for
+        // the driver that binds next. (Without it, cdc_ncm re-bound after usbnetd sometimes
+        // never got carrier from the Linux NCM gadget.)
+        if let Some(d) = &self.data {
+            if d.get_alt_setting() != 0 {
+                if let Err(e) = d.set_alt_setting(0).wait() {
+                    log::debug!("data interface back to alt 0: {e}");
+                }
+            }
+        }
         drop(self.data.take());
         drop(self.control.take());
         if let Some(cfg) = self.restore_config {
