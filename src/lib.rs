@@ -20,6 +20,7 @@ pub mod class;
 pub mod descriptor;
 pub mod dump;
 pub mod fake;
+pub mod gro;
 pub mod gso;
 pub mod probe;
 pub mod ring;

@@ -33,6 +33,7 @@ use nusb::transfer::{Buffer, Completion, TransferError};
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 
 use crate::class::{LinkEvent, Refused, RxDrops, RxFixup, StatusFixup, TxFixup};
+use crate::gro::Gro;
 use crate::gso::{self, Prepared};
 use crate::stats::Stats;
 use crate::usb::Pipe;
@@ -164,18 +165,6 @@ impl Sleeper {
     }
 }
 
-/// A virtio-net header that asks nothing of the kernel (no GSO, checksum not checked).
-const PLAIN_VNET_HDR: [u8; vnet::LEN] = [0; vnet::LEN];
-
-/// Write one frame to the network side (one `writev` with its virtio-net header if any).
-fn write_frame(net: &File, vnet: bool, frame: &[u8]) -> io::Result<usize> {
-    if vnet {
-        (&*net).write_vectored(&[IoSlice::new(&PLAIN_VNET_HDR), IoSlice::new(frame)])
-    } else {
-        (&*net).write(frame)
-    }
-}
-
 /// Take the next completion from `pipe` if one is ready (registering `waker` otherwise).
 fn next(pipe: &mut dyn Pipe, waker: &Waker) -> Option<Completion> {
     if pipe.pending() == 0 {
@@ -300,6 +289,8 @@ struct RxState {
     halted: Vec<Buffer>,
     halting: bool,
     errors_in_row: u32,
+    /// Receive coalescing, when the network side takes virtio-net headers.
+    gro: Option<Gro>,
     /// The TAP starts without carrier when the class reports it; act on changes only
     /// (some devices repeat NETWORK_CONNECTION many times a second).
     carrier: Option<bool>,
@@ -315,6 +306,7 @@ impl RxState {
             halted: Vec::new(),
             halting: false,
             errors_in_row: 0,
+            gro: cfg.vnet.then(Gro::new),
             carrier: None,
         }
     }
@@ -351,18 +343,40 @@ impl RxState {
                     let data = &c.buffer[..c.actual_len.min(c.buffer.len())];
                     let before = self.drops;
                     let net = &self.side.net;
-                    let vnet = self.cfg.vnet;
-                    self.side.rx.rx_fixup(
-                        data,
-                        &mut |frame| match write_frame(net, vnet, frame) {
-                            Ok(_) => {
-                                Stats::add(&stats.rx_frames, 1);
-                                Stats::add(&stats.rx_bytes, frame.len() as u64);
-                            }
-                            Err(_) => Stats::add(&stats.rx_drop_tap, 1),
-                        },
-                        &mut self.drops,
-                    );
+                    let count = |frame: &[u8]| {
+                        Stats::add(&stats.rx_frames, 1);
+                        Stats::add(&stats.rx_bytes, frame.len() as u64);
+                    };
+                    match self.gro.as_mut() {
+                        Some(gro) => {
+                            // With offloads on: coalesce each transfer's TCP bursts.
+                            let mut write = |hdr: &[u8], pkt: &[u8]| {
+                                let iov = [IoSlice::new(hdr), IoSlice::new(pkt)];
+                                if (&**net).write_vectored(&iov).is_err() {
+                                    Stats::add(&stats.rx_drop_tap, 1);
+                                }
+                            };
+                            let merged = gro.merged_packets;
+                            self.side.rx.rx_fixup(
+                                data,
+                                &mut |frame| {
+                                    count(frame);
+                                    gro.push(frame, &mut write);
+                                },
+                                &mut self.drops,
+                            );
+                            gro.flush(&mut write);
+                            Stats::add(&stats.rx_gro_packets, gro.merged_packets - merged);
+                        }
+                        None => self.side.rx.rx_fixup(
+                            data,
+                            &mut |frame| match (&**net).write(frame) {
+                                Ok(_) => count(frame),
+                                Err(_) => Stats::add(&stats.rx_drop_tap, 1),
+                            },
+                            &mut self.drops,
+                        ),
+                    }
                     Stats::add(
                         &stats.rx_drop_bad_transfer,
                         self.drops.bad_transfer - before.bad_transfer,

@@ -43,11 +43,13 @@ counters! {
     rx_bytes,
     /// Bulk IN transfers completed with data.
     rx_transfers,
+    /// TCP super-packets written to the TAP, each merged from several received segments.
+    rx_gro_packets,
     /// IN transfers rejected whole by the class (bad NTB header, ...).
     rx_drop_bad_transfer,
     /// Single frames/datagrams rejected by the class.
     rx_drop_bad_frame,
-    /// Frames the TAP refused (interface down, queue full).
+    /// Writes the TAP refused (interface down, queue full).
     rx_drop_tap,
     /// Frames read from the TAP and sent.
     tx_frames,
