@@ -486,6 +486,8 @@ impl RxState {
 /// TX state between steps.
 struct TxState {
     side: TxSide,
+    /// OUT transfers allowed in flight.
+    slots: usize,
     /// OUT buffers not in flight; allocated once, recycled from completions.
     free: Vec<Vec<u8>>,
     /// Where a frame is read from the network: room for anything the TAP can hand over
@@ -533,6 +535,7 @@ impl TxState {
         let slots = cfg.tx_queue.max(1);
         TxState {
             side,
+            slots,
             free: (0..slots)
                 .map(|_| Vec::with_capacity(cfg.tx_transfer_size))
                 .collect(),
@@ -551,21 +554,20 @@ impl TxState {
 
     fn step(&mut self, waker: &Waker, stats: &Stats, stop: &Stop) -> Result<TxStep, Exit> {
         let mut worked = false;
-        // 1. Completions free slots.
-        while let Some(c) = next(self.side.bulk_out.as_mut(), waker) {
+        // 1. Completions free slots. They are collected lazily: only once half the slots
+        // are in flight (or a frame waits, or a halt is pending) is the endpoint polled,
+        // and so only then is a completion allowed to wake us. Light traffic (ACKs) then
+        // costs no wake-up per OUT transfer.
+        let lazy = self.free.len() * 2 > self.slots && self.carry.is_none() && !self.halting;
+        while let Some(c) = (!lazy)
+            .then(|| next(self.side.bulk_out.as_mut(), waker))
+            .flatten()
+        {
             worked = true;
             let is_zlp = c.buffer.capacity() == 0;
-            let frames = self.in_flight.pop_front().unwrap_or(0);
+            self.in_flight.pop_front();
             match c.status {
-                Ok(()) => {
-                    self.errors_in_row = 0;
-                    if is_zlp {
-                        Stats::add(&stats.tx_zlps, 1);
-                    } else {
-                        Stats::add(&stats.tx_transfers, 1);
-                        Stats::add(&stats.tx_frames, frames);
-                    }
-                }
+                Ok(()) => self.errors_in_row = 0,
                 Err(e) => match Policy::of(e) {
                     Policy::Unplugged => return Err(Exit::Unplugged),
                     Policy::Cancelled if stop.is_set() => return Err(Exit::Stopped),
@@ -690,12 +692,12 @@ impl TxState {
             }
             if c.next < count {
                 self.carry = Some(c);
-                self.submit_open();
+                self.submit_open(stats);
             }
         }
         // 3. Flush as soon as the network has nothing more for us: no timer holds a frame.
         if net_empty && self.open.is_some() && !self.side.tx.is_empty() {
-            self.submit_open();
+            self.submit_open(stats);
         }
         if self.carry.is_none() && !self.free.is_empty() {
             self.busy = false;
@@ -708,16 +710,22 @@ impl TxState {
         Ok(TxStep { worked, room })
     }
 
-    fn submit_open(&mut self) {
+    /// Close the open transfer and submit it (and a ZLP after it when the class asks).
+    /// Frames and transfers are counted here, when they are handed to the device: OUT
+    /// completions are collected lazily; failures are counted when they come back.
+    fn submit_open(&mut self, stats: &Stats) {
         let Some(mut v) = self.open.take() else {
             return;
         };
         let zlp = self.side.tx.finish(&mut v);
         self.side.bulk_out.submit(Buffer::from(v));
         self.in_flight.push_back(self.open_frames);
+        Stats::add(&stats.tx_transfers, 1);
+        Stats::add(&stats.tx_frames, self.open_frames);
         if zlp {
             self.side.bulk_out.submit(Buffer::new(0));
             self.in_flight.push_back(0);
+            Stats::add(&stats.tx_zlps, 1);
         }
     }
 }

@@ -51,13 +51,13 @@ counters! {
     rx_drop_bad_frame,
     /// Writes the TAP refused (interface down, queue full).
     rx_drop_tap,
-    /// Frames read from the TAP and sent.
+    /// Frames read from the TAP and handed to the device (in OUT transfers).
     tx_frames,
     /// Bytes of those frames.
     tx_bytes,
     /// TCP super-packets from the TAP cut into frames here (TSO).
     tx_gso_packets,
-    /// Bulk OUT transfers completed (NTBs for NCM).
+    /// Bulk OUT transfers submitted (NTBs for NCM).
     tx_transfers,
     /// Zero-length packets sent after transfers ending on a packet boundary.
     tx_zlps,
@@ -66,7 +66,8 @@ counters! {
     /// Frames dropped because no transfer can carry them (larger than the device takes,
     /// shorter than an Ethernet header).
     tx_drop_invalid,
-    /// OUT transfers that failed (their frames are lost; counted per transfer).
+    /// OUT transfers that failed (their frames are lost; counted per transfer; collected
+    /// lazily, so they may show up to half a ring late).
     tx_errors,
     /// IN transfers that failed (not counting cancellation at exit).
     rx_errors,
