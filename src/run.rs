@@ -171,6 +171,45 @@ struct Claimed {
     reattach: Vec<u8>,
     /// The configuration to restore, when we changed it.
     restore_config: Option<u8>,
+    /// The notification endpoint, read once more at hand-back.
+    notify_ep: Option<u8>,
+}
+
+impl Claimed {
+    /// Read what the function says about the link going away (it queues a
+    /// NETWORK_CONNECTION on alt 0), so that the driver bound next finds the notification
+    /// pipe empty and gets a fresh link-up. Left unread, the Linux NCM gadget kept the
+    /// stale one in flight and cdc_ncm, re-bound after usbnetd, sometimes never saw carrier.
+    fn read_stale_notifications(&self) {
+        let (Some(c), Some(addr)) = (&self.control, self.notify_ep) else {
+            return;
+        };
+        let Ok(mut ep) = c.endpoint::<Interrupt, In>(addr) else {
+            return;
+        };
+        let len = ep
+            .max_packet_size()
+            .max(16)
+            .next_multiple_of(ep.max_packet_size().max(1));
+        let mut buf = ep.allocate(len);
+        buf.set_requested_len(len);
+        ep.submit(buf);
+        let deadline = std::time::Instant::now() + Duration::from_millis(100);
+        while let Some(c) =
+            ep.wait_next_complete(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            if c.status.is_err() || std::time::Instant::now() >= deadline {
+                break;
+            }
+            log::debug!(
+                "notification at hand-back: {:02x?}",
+                &c.buffer[..c.actual_len.min(c.buffer.len())]
+            );
+            ep.submit(c.buffer);
+        }
+        ep.cancel_all();
+        while ep.pending() > 0 && ep.wait_next_complete(Duration::from_millis(100)).is_some() {}
+    }
 }
 
 impl Drop for Claimed {
@@ -184,6 +223,7 @@ impl Drop for Claimed {
                 if let Err(e) = d.set_alt_setting(0).wait() {
                     log::debug!("data interface back to alt 0: {e}");
                 }
+                self.read_stale_notifications();
             }
         }
         drop(self.data.take());
@@ -231,6 +271,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             .chain([func.data_interface])
             .collect(),
         restore_config: (active != func.configuration && active != 0).then_some(active),
+        notify_ep: func.interrupt_in,
     };
     if active != func.configuration {
         log::info!(

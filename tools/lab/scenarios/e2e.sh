@@ -48,6 +48,8 @@ if wait_for 3 iface_bound_to $DRIVER; then
 		HOSTIF=$(host_ifname)
 		net_host_if $HOSTIF
 		check "ping over the kernel's $HOSTIF after usbnetd" wait_for 10 ping1 $NET_GADGET
+		ping1 $NET_GADGET ||
+			{ $IP -s link show $HOSTIF; cat /sys/class/net/$HOSTIF/carrier; in_ns $IP -s link; in_ns $IP neigh; $IP neigh; } 2>&1 | sed 's/^/  diag: /'
 	else
 		fail "no kernel netdev after usbnetd exit"
 	fi
