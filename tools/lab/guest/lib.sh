@@ -149,6 +149,10 @@ gadget_create() {
 			echo $DEV_ADDR > $GDIR/functions/$f/dev_addr
 			echo $HOST_ADDR > $GDIR/functions/$f/host_addr
 		fi
+		# GADGET_QMULT: queue multiplier of the network function (before linking).
+		if [ -n "${GADGET_QMULT:-}" ] && [ -e $GDIR/functions/$f/qmult ]; then
+			echo $GADGET_QMULT > $GDIR/functions/$f/qmult || die "cannot set qmult of $f"
+		fi
 		ln -s $GDIR/functions/$f $GDIR/configs/c.1/
 	done
 }
