@@ -64,6 +64,11 @@ struct RunArgs {
     /// (by default the TAP hands over 64 KiB TCP super-packets, cut up here: fewer reads).
     #[arg(long)]
     no_offload: bool,
+    /// Nice value of the datapath threads (-20..19; 0 leaves it alone). Negative values
+    /// need CAP_SYS_NICE; without it usbnetd says so and runs at the default priority.
+    #[arg(long, default_value_t = -10, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    nice: i32,
     /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(long, short = 'v', action = clap::ArgAction::Count)]
     verbose: u8,
@@ -165,6 +170,7 @@ fn cmd_run(a: RunArgs) -> CmdResult {
         tx_queue: a.tx_queue.map(usize::from),
         txqueuelen: a.txqueuelen,
         no_offload: a.no_offload,
+        nice: a.nice,
         stats_dir: a.stats_dir,
     };
     if let Some(n) = &opts.ifname {

@@ -165,6 +165,14 @@ impl Sleeper {
     }
 }
 
+/// One TAP write of a virtio-net header and a packet; a refusal is counted.
+fn write_tap(net: &File, stats: &Stats, hdr: &[u8], pkt: &[u8]) {
+    let iov = [IoSlice::new(hdr), IoSlice::new(pkt)];
+    if (&*net).write_vectored(&iov).is_err() {
+        Stats::add(&stats.rx_drop_tap, 1);
+    }
+}
+
 /// Take the next completion from `pipe` if one is ready (registering `waker` otherwise).
 fn next(pipe: &mut dyn Pipe, waker: &Waker) -> Option<Completion> {
     if pipe.pending() == 0 {
@@ -350,12 +358,8 @@ impl RxState {
                     match self.gro.as_mut() {
                         Some(gro) => {
                             // With offloads on: coalesce each transfer's TCP bursts.
-                            let mut write = |hdr: &[u8], pkt: &[u8]| {
-                                let iov = [IoSlice::new(hdr), IoSlice::new(pkt)];
-                                if (&**net).write_vectored(&iov).is_err() {
-                                    Stats::add(&stats.rx_drop_tap, 1);
-                                }
-                            };
+                            let mut write =
+                                |hdr: &[u8], pkt: &[u8]| write_tap(net, stats, hdr, pkt);
                             let merged = gro.merged_packets;
                             self.side.rx.rx_fixup(
                                 data,
@@ -365,7 +369,6 @@ impl RxState {
                                 },
                                 &mut self.drops,
                             );
-                            gro.flush(&mut write);
                             Stats::add(&stats.rx_gro_packets, gro.merged_packets - merged);
                         }
                         None => self.side.rx.rx_fixup(
@@ -421,6 +424,14 @@ impl RxState {
             } else {
                 self.side.bulk_in.submit(c.buffer);
             }
+        }
+        // Coalescing spans every transfer that was ready at once (ECM sends one frame per
+        // transfer); what is held is written as soon as nothing more is ready.
+        if let Some(gro) = self.gro.as_mut() {
+            let net = &self.side.net;
+            let merged = gro.merged_packets;
+            gro.flush(&mut |hdr, pkt| write_tap(net, stats, hdr, pkt));
+            Stats::add(&stats.rx_gro_packets, gro.merged_packets - merged);
         }
         if self.halting && self.side.bulk_in.pending() == 0 {
             match self.side.bulk_in.clear_halt() {

@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub txqueuelen: u32,
     /// Leave TCP segmentation and checksums to the kernel (no `IFF_VNET_HDR`).
     pub no_offload: bool,
+    /// Nice value for the datapath (0: leave the priority alone).
+    pub nice: i32,
     /// Directory for the stats file.
     pub stats_dir: PathBuf,
 }
@@ -247,6 +249,17 @@ impl Drop for Claimed {
 /// Run until stopped. `stop` is triggered by signals (set up by the caller).
 pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
     let Target { dev, func, reason } = select(opts.device.as_ref(), opts.class)?;
+    // A kernel driver completes transfers in interrupt context, ahead of every task; we
+    // are a task, and on a busy CPU each wake-up of ours (and of nusb's event thread,
+    // created below and inheriting this) can wait a scheduler slice. A raised priority
+    // keeps the datapath close to the kernel's latency. Best effort: it needs
+    // CAP_SYS_NICE, and without it usbnetd runs at the default priority.
+    if opts.nice != 0 {
+        match crate::sys::sched::set_nice(opts.nice) {
+            Ok(()) => log::debug!("nice {}", opts.nice),
+            Err(e) => log::info!("running at the default priority (nice {}: {e})", opts.nice),
+        }
+    }
     let devname = format!("{} ({})", dev.port_path, dev.vid_pid());
     log::info!("{devname}: driving {} ({reason})", func.class);
     let mut driver = class::driver_for(func.class).map_err(|source| RunError::Bind {
