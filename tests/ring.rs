@@ -326,8 +326,14 @@ struct Tx {
 }
 
 fn start_tx(class: ClassKind, tx_queue: usize, auto: bool) -> Tx {
+    start_tx_with(class, tx_queue, auto, false)
+}
+
+/// `vnet`: the network side speaks virtio-net headers (TAP with offloads).
+fn start_tx_with(class: ClassKind, tx_queue: usize, auto: bool, vnet: bool) -> Tx {
     let binding = bind(class);
-    let c = cfg(&binding, 4, tx_queue);
+    let mut c = cfg(&binding, 4, tx_queue);
+    c.vnet = vnet;
     let (bulk_out, dev) = fake::pipe(0x02, 512);
     dev.set_auto_complete(auto);
     let (file, peer) = net();
@@ -545,28 +551,13 @@ fn checksums_ok(f: &[u8]) -> bool {
 
 #[test]
 fn ncm_tx_cuts_a_tso_super_packet_into_one_ntb_of_valid_segments() {
-    let binding = bind(ClassKind::Ncm);
-    let mut c = cfg(&binding, 4, 1);
-    c.vnet = true;
-    let (bulk_out, dev) = fake::pipe(0x02, 512);
-    let (file, peer) = net();
-    let stats = Arc::new(Stats::default());
-    let stop = Arc::new(Stop::new().unwrap());
+    let tx = start_tx_with(ClassKind::Ncm, 1, false, true);
     let payload: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
-    peer.send(&tso_read(&payload)).unwrap();
-    let side = TxSide {
-        bulk_out: Box::new(bulk_out),
-        tx: binding.tx,
-        net: file,
-    };
-    let t = {
-        let (stats, stop) = (stats.clone(), stop.clone());
-        thread::spawn(move || run_tx(side, c, &stats, &stop))
-    };
-    wait_until("NTB", || dev.in_flight() == 1);
-    dev.complete_out(1);
-    wait_until("frames counted", || stats.snapshot().tx_frames == 7);
-    let sent = dev.take_sent();
+    tx.peer.send(&tso_read(&payload)).unwrap();
+    wait_until("NTB", || tx.dev.in_flight() == 1);
+    tx.dev.complete_out(1);
+    wait_until("frames counted", || tx.stats.snapshot().tx_frames == 7);
+    let sent = tx.dev.take_sent();
     let segs: Vec<&[u8]> = wire::parse_ntb(&sent[0], &RxLimits::for_mtu(1500))
         .unwrap()
         .collect();
@@ -577,37 +568,22 @@ fn ncm_tx_cuts_a_tso_super_packet_into_one_ntb_of_valid_segments() {
         joined.extend_from_slice(&s[54..]);
     }
     assert_eq!(joined, payload);
-    assert_eq!(stats.snapshot().tx_gso_packets, 1);
-    stop.trigger();
-    t.join().unwrap();
+    assert_eq!(tx.stats.snapshot().tx_gso_packets, 1);
+    tx.stop.trigger();
+    tx.thread.join().unwrap();
 }
 
 #[test]
 fn ecm_tx_carries_segments_across_transfers_without_loss() {
     // One frame per transfer and one slot: the super-packet's segments wait in the carry.
-    let binding = bind(ClassKind::Ecm);
-    let mut c = cfg(&binding, 4, 1);
-    c.vnet = true;
-    let (bulk_out, dev) = fake::pipe(0x02, 512);
-    let (file, peer) = net();
-    let stats = Arc::new(Stats::default());
-    let stop = Arc::new(Stop::new().unwrap());
+    let tx = start_tx_with(ClassKind::Ecm, 1, false, true);
     let payload: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
-    peer.send(&tso_read(&payload)).unwrap();
-    let side = TxSide {
-        bulk_out: Box::new(bulk_out),
-        tx: binding.tx,
-        net: file,
-    };
-    let t = {
-        let (stats, stop) = (stats.clone(), stop.clone());
-        thread::spawn(move || run_tx(side, c, &stats, &stop))
-    };
+    tx.peer.send(&tso_read(&payload)).unwrap();
     let mut sent = Vec::new();
     while sent.len() < 4 {
-        wait_until("a transfer", || dev.in_flight() > 0);
-        dev.complete_out(1);
-        sent.extend(dev.take_sent().into_iter().filter(|f| !f.is_empty()));
+        wait_until("a transfer", || tx.dev.in_flight() > 0);
+        tx.dev.complete_out(1);
+        sent.extend(tx.dev.take_sent().into_iter().filter(|f| !f.is_empty()));
     }
     let mut joined = Vec::new();
     for s in &sent {
@@ -615,8 +591,8 @@ fn ecm_tx_carries_segments_across_transfers_without_loss() {
         joined.extend_from_slice(&s[54..]);
     }
     assert_eq!(joined, payload);
-    stop.trigger();
-    t.join().unwrap();
+    tx.stop.trigger();
+    tx.thread.join().unwrap();
 }
 
 #[test]
