@@ -7,7 +7,17 @@ wait_kernel_netdev
 net_host_if $HOSTIF
 net_gadget_ns
 echo "== usbnetd list"
-LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD list 2>&1 | sed 's/^/   /'
+LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD list > $LAB_RES.list 2>&1
+sed 's/^/   /' $LAB_RES.list
+check "usbnetd list shows the NCM function with its MAC and kernel driver" \
+	grep -q "^$GADGET_PORT .*CDC-NCM.*driver cdc_ncm.*MAC $HOST_ADDR" $LAB_RES.list
+echo "== usbnetd dump --device $GADGET_PORT (tail)"
+LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD dump --device $GADGET_PORT > $LAB_RES.dump 2>&1
+tail -3 $LAB_RES.dump | sed 's/^/   /'
+_macstr=$(echo $HOST_ADDR | tr -d :)
+check "usbnetd dump reads the live strings (iMACAddress \"$_macstr\", product)" \
+	sh -c "grep -qi '\"$_macstr\"' $LAB_RES.dump && grep -q 'usbnetd lab ncm gadget' $LAB_RES.dump"
+check "usbnetd dump says what it would drive" grep -q "usbnetd would drive: CDC-NCM" $LAB_RES.dump
 echo "== usbnetd run --device $GADGET_PORT --ifname usbnet0 -v"
 start_usbnetd run --device $GADGET_PORT --ifname usbnet0 -v
 wait_usbnetd_if usbnet0 10
