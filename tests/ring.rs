@@ -627,3 +627,52 @@ fn rx_with_offload_puts_a_plain_virtio_net_header_before_each_frame() {
     stop.trigger();
     t.join().unwrap();
 }
+
+#[test]
+fn subset_bind_sends_no_control_request_and_has_carrier_from_the_start() {
+    let ctl = control();
+    let mut f = function(ClassKind::Subset);
+    f.control_interface = None;
+    f.interrupt_in = None;
+    f.data_interface = 0;
+    f.data_alt_setting = 0;
+    let b = driver_for(ClassKind::Subset)
+        .unwrap()
+        .bind(
+            &ctl,
+            &f,
+            BusFacts {
+                max_packet: 512,
+                super_speed: false,
+            },
+        )
+        .unwrap();
+    assert!(ctl.log.lock().unwrap().is_empty(), "no class requests");
+    assert_eq!(b.link.mac, [0x02, 0x42, 0xac, 0x11, 0x00, 0x02]);
+    assert!(!b.link.carrier_from_status);
+    assert_eq!(b.link.rx_transfer_size, 1536);
+    // Without a MAC string: a stable, locally administered MAC.
+    f.mac_string_index = None;
+    let bus = BusFacts {
+        max_packet: 512,
+        super_speed: false,
+    };
+    let a = driver_for(ClassKind::Subset)
+        .unwrap()
+        .bind(&ctl, &f, bus)
+        .unwrap();
+    let b2 = driver_for(ClassKind::Subset)
+        .unwrap()
+        .bind(&ctl, &f, bus)
+        .unwrap();
+    assert_eq!(a.link.mac, b2.link.mac);
+    assert_eq!(a.link.mac[0] & 0x03, 0x02);
+    // The Zaurus CRC framing is refused with a message rather than mangled.
+    f.mdlm_data_capabilities = Some(0x01);
+    let e = driver_for(ClassKind::Subset)
+        .unwrap()
+        .bind(&ctl, &f, bus)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("CRC"), "{e}");
+}

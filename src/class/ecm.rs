@@ -66,12 +66,8 @@ impl ClassDriver for Ecm {
                 carrier_from_status: func.interrupt_in.is_some(),
                 framing: "one frame per transfer".into(),
             },
-            rx: Box::new(EcmRx { max_frame }),
-            tx: Box::new(EcmTx {
-                max_frame,
-                max_packet: bus.max_packet.max(1),
-                has_frame: false,
-            }),
+            rx: Box::new(EcmRx::new(max_frame)),
+            tx: Box::new(EcmTx::new(max_frame, bus.max_packet)),
             status: Box::new(CdcStatus::default()),
         })
     }
@@ -81,6 +77,13 @@ impl ClassDriver for Ecm {
 #[derive(Debug)]
 pub struct EcmRx {
     max_frame: usize,
+}
+
+impl EcmRx {
+    /// Frames of up to `max_frame` bytes (Ethernet header included).
+    pub fn new(max_frame: usize) -> EcmRx {
+        EcmRx { max_frame }
+    }
 }
 
 impl RxFixup for EcmRx {
@@ -99,6 +102,18 @@ pub struct EcmTx {
     max_frame: usize,
     max_packet: usize,
     has_frame: bool,
+}
+
+impl EcmTx {
+    /// Frames of up to `max_frame` bytes; a ZLP after a frame that fills its last
+    /// `max_packet`-byte packet.
+    pub fn new(max_frame: usize, max_packet: usize) -> EcmTx {
+        EcmTx {
+            max_frame,
+            max_packet: max_packet.max(1),
+            has_frame: false,
+        }
+    }
 }
 
 impl TxFixup for EcmTx {

@@ -8,6 +8,7 @@
 
 pub mod ecm;
 pub mod ncm;
+pub mod subset;
 
 use crate::probe::{ClassKind, NetFunction};
 use crate::usb::Control;
@@ -194,6 +195,7 @@ pub fn driver_for(kind: ClassKind) -> Result<Box<dyn ClassDriver>, BindError> {
     match kind {
         ClassKind::Ncm => Ok(Box::new(ncm::Ncm)),
         ClassKind::Ecm => Ok(Box::new(ecm::Ecm)),
+        ClassKind::Subset => Ok(Box::new(subset::Subset)),
         other => Err(BindError::Unsupported(other)),
     }
 }
