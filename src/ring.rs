@@ -20,7 +20,6 @@
 //! table ([`Policy::of`]): a stall is cleared and the ring goes on, faults are counted and
 //! retried with a breaker, a disconnect ends the run.
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -515,8 +514,8 @@ struct TxState {
     /// The transfer being filled.
     open: Option<Vec<u8>>,
     open_frames: u64,
-    /// Frames per transfer in flight, in submission order (0 for a ZLP).
-    in_flight: VecDeque<u64>,
+    /// Transfers submitted so far (ZLPs included): tells a step that it submitted.
+    submitted: u64,
     busy: bool,
     errors_in_row: u32,
     halting: bool,
@@ -556,7 +555,7 @@ impl TxState {
             scratch: vec![0u8; 65_536],
             open: None,
             open_frames: 0,
-            in_flight: VecDeque::with_capacity(slots * 2),
+            submitted: 0,
             busy: false,
             errors_in_row: 0,
             halting: false,
@@ -576,7 +575,6 @@ impl TxState {
         {
             worked = true;
             let is_zlp = c.buffer.capacity() == 0;
-            self.in_flight.pop_front();
             match c.status {
                 Ok(()) => self.errors_in_row = 0,
                 Err(e) => match Policy::of(e) {
@@ -617,7 +615,7 @@ impl TxState {
 
         // 2. Fill transfers from the network while a slot is free.
         let mut net_empty = false;
-        let submitted_before = self.in_flight.len();
+        let submitted_before = self.submitted;
         loop {
             if self.halting {
                 // A stall stops filling until its halt is cleared.
@@ -715,7 +713,7 @@ impl TxState {
         }
         // After a submission the endpoint must be polled again before sleeping: that
         // registers the waker (nusb registers it only on a poll that finds nothing ready).
-        worked |= self.in_flight.len() != submitted_before;
+        worked |= self.submitted != submitted_before;
         let room =
             self.carry.is_none() && (self.open.is_some() || !self.free.is_empty()) && !self.halting;
         Ok(TxStep { worked, room })
@@ -730,12 +728,12 @@ impl TxState {
         };
         let zlp = self.side.tx.finish(&mut v);
         self.side.bulk_out.submit(Buffer::from(v));
-        self.in_flight.push_back(self.open_frames);
+        self.submitted += 1;
         Stats::add(&stats.tx_transfers, 1);
         Stats::add(&stats.tx_frames, self.open_frames);
         if zlp {
             self.side.bulk_out.submit(Buffer::new(0));
-            self.in_flight.push_back(0);
+            self.submitted += 1;
             Stats::add(&stats.tx_zlps, 1);
         }
     }
