@@ -806,6 +806,7 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
         if !rw && !t.worked {
             let net = tx.side.net.clone();
             let woken = sleeper.sleep(stop, t.room.then_some(&*net), None);
+            Stats::add(&stats.wakeups, 1);
             if woken.stop {
                 break Exit::Stopped;
             }

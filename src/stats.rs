@@ -77,6 +77,9 @@ counters! {
     notifications,
     /// Carrier changes reported by the device.
     carrier_changes,
+    /// Times the datapath thread woke from `poll(2)`: transfers per wake-up show how well
+    /// completions batch.
+    wakeups,
     /// Last reported downstream speed (bit/s), 0 when unknown.
     speed_down_bps,
     /// Last reported upstream speed (bit/s), 0 when unknown.
