@@ -330,10 +330,10 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
     }
 
     // Class bind.
-    let ctl = NusbControl {
+    let ctl: Arc<dyn usb::Control> = Arc::new(NusbControl {
         interface: claimed.control.clone().unwrap_or_else(|| data_if.clone()),
         device: device.clone(),
-    };
+    });
     let speed = device.speed();
     let bus = BusFacts {
         max_packet: usize::from(func.max_packet_size).max(1),
@@ -348,7 +348,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             class: func.class,
             source,
         })?;
-    let unbind = |driver: &mut Box<dyn class::ClassDriver>| driver.unbind(&ctl, &func);
+    let unbind = |driver: &mut Box<dyn class::ClassDriver>| driver.unbind(&*ctl, &func);
     let result = (|| {
         data_if
             .set_alt_setting(func.data_alt_setting)

@@ -11,6 +11,8 @@ pub mod ncm;
 pub mod subset;
 
 use crate::probe::{ClassKind, NetFunction};
+use std::sync::Arc;
+
 use crate::usb::Control;
 
 /// An Ethernet MAC address.
@@ -180,9 +182,11 @@ pub trait ClassDriver: Send {
     fn kind(&self) -> ClassKind;
     /// Control-plane bring-up; the data interface is at alt setting 0 during bind and the
     /// datapath switches it to `func.data_alt_setting` afterwards.
+    /// `ctl` is shared so that a class whose status hook needs control requests at run time
+    /// (RNDIS: GET_ENCAPSULATED_RESPONSE, KEEPALIVE_CMPLT) can keep a clone in it.
     fn bind(
         &mut self,
-        ctl: &dyn Control,
+        ctl: &Arc<dyn Control>,
         func: &NetFunction,
         bus: BusFacts,
     ) -> Result<Binding, BindError>;
