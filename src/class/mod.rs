@@ -7,7 +7,9 @@
 //! transfer ring ([`crate::ring`]) and the TAP edge never know which class they carry.
 
 pub mod ecm;
+pub mod eem;
 pub mod ncm;
+pub mod rndis;
 pub mod subset;
 
 use crate::probe::{ClassKind, NetFunction};
@@ -200,7 +202,8 @@ pub fn driver_for(kind: ClassKind) -> Result<Box<dyn ClassDriver>, BindError> {
         ClassKind::Ncm => Ok(Box::new(ncm::Ncm)),
         ClassKind::Ecm => Ok(Box::new(ecm::Ecm)),
         ClassKind::Subset => Ok(Box::new(subset::Subset)),
-        other => Err(BindError::Unsupported(other)),
+        ClassKind::Rndis => Ok(Box::new(rndis::Rndis::default())),
+        ClassKind::Eem => Ok(Box::new(eem::Eem)),
     }
 }
 
