@@ -85,17 +85,26 @@ impl ClassDriver for Eem {
 pub struct EemRx {
     max_frame: usize,
     echos: EchoQueue,
+    traced: u8,
 }
 
 impl EemRx {
     /// Frames of up to `max_frame` bytes; Echo payloads go to `echos`.
     pub fn new(max_frame: usize, echos: EchoQueue) -> EemRx {
-        EemRx { max_frame, echos }
+        EemRx {
+            max_frame,
+            echos,
+            traced: 0,
+        }
     }
 }
 
 impl RxFixup for EemRx {
     fn rx_fixup(&mut self, xfer: &[u8], deliver: &mut dyn FnMut(&[u8]), drops: &mut RxDrops) {
+        if self.traced < super::rndis::TRACED_TRANSFERS && log::log_enabled!(log::Level::Trace) {
+            self.traced += 1;
+            log::trace!("EEM IN transfer {xfer:02x?}");
+        }
         for p in eem::packets(xfer) {
             match p {
                 Ok(p @ EemPacket::Data { frame, .. }) => {

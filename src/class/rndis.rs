@@ -60,6 +60,12 @@ pub const TX_PACKETS_CAP: u32 = 64;
 /// Largest PacketAlignmentFactor honoured (2^7 = 128 bytes); larger values are nonsense.
 pub const MAX_ALIGNMENT_FACTOR: u32 = 7;
 
+/// Length of one RESPONSE_AVAILABLE notification.
+pub const NOTIFICATION_LEN: usize = 8;
+
+/// IN transfers logged whole at trace level, for captures.
+pub const TRACED_TRANSFERS: u8 = 8;
+
 /// The RNDIS class driver.
 #[derive(Debug, Default)]
 pub struct Rndis {
@@ -93,12 +99,10 @@ impl RndisControl {
 
     /// SEND_ENCAPSULATED_COMMAND with `m`.
     pub fn send(&self, m: &Message<'_>) -> Result<(), TransferError> {
-        self.ctl.class_out(
-            request::SEND_ENCAPSULATED_COMMAND,
-            0,
-            self.iface,
-            &m.to_vec(),
-        )
+        let bytes = m.to_vec();
+        log::trace!("RNDIS command {bytes:02x?}");
+        self.ctl
+            .class_out(request::SEND_ENCAPSULATED_COMMAND, 0, self.iface, &bytes)
     }
 
     /// One GET_ENCAPSULATED_RESPONSE: `None` when the device has nothing (the Linux gadget
@@ -110,7 +114,10 @@ impl RndisControl {
             self.iface,
             RESPONSE_BUFFER,
         ) {
-            Ok(v) if v.len() >= rndis::HEADER_LEN => Ok(Some(v)),
+            Ok(v) if v.len() >= rndis::HEADER_LEN => {
+                log::trace!("RNDIS response {v:02x?}");
+                Ok(Some(v))
+            }
             Ok(_) | Err(TransferError::Stall) => Ok(None),
             Err(e) => Err(e),
         }
@@ -440,22 +447,30 @@ impl RndisStatus {
 
 impl StatusFixup for RndisStatus {
     fn status(&mut self, data: &[u8], events: &mut Vec<LinkEvent>) {
-        // Any notification means RESPONSE_AVAILABLE (devices differ in what the other bytes
-        // say); a notification for a response already read in bind finds nothing.
-        if data.is_empty() {
-            return;
-        }
-        match self.rc.response() {
-            Ok(Some(bytes)) => match Message::parse(&bytes) {
-                Ok(m) => {
-                    if let Some(up) = self.rc.unsolicited(&m) {
-                        events.push(LinkEvent::Carrier(up));
+        // Each 8-byte RESPONSE_AVAILABLE announces one response (the Linux gadget sends
+        // two in one transfer when two are queued); devices differ in the other bytes, so
+        // any notification counts. One announced for a response bind already read finds
+        // nothing, and the loop stops there.
+        let announced = data.len().div_ceil(NOTIFICATION_LEN);
+        for _ in 0..announced {
+            match self.rc.response() {
+                Ok(Some(bytes)) => match Message::parse(&bytes) {
+                    Ok(m) => {
+                        if let Some(up) = self.rc.unsolicited(&m) {
+                            events.push(LinkEvent::Carrier(up));
+                        }
                     }
+                    Err(e) => log::debug!("RNDIS response dropped: {e}"),
+                },
+                Ok(None) => {
+                    log::debug!("RNDIS notification {data:02x?} with no response pending");
+                    break;
                 }
-                Err(e) => log::debug!("RNDIS response dropped: {e}"),
-            },
-            Ok(None) => log::debug!("RNDIS notification {data:02x?} with no response pending"),
-            Err(e) => log::debug!("RNDIS GET_ENCAPSULATED_RESPONSE: {e}"),
+                Err(e) => {
+                    log::debug!("RNDIS GET_ENCAPSULATED_RESPONSE: {e}");
+                    break;
+                }
+            }
         }
     }
 }
@@ -464,17 +479,25 @@ impl StatusFixup for RndisStatus {
 #[derive(Debug)]
 pub struct RndisRx {
     max_frame: usize,
+    traced: u8,
 }
 
 impl RndisRx {
     /// Frames of up to `max_frame` bytes.
     pub fn new(max_frame: usize) -> RndisRx {
-        RndisRx { max_frame }
+        RndisRx {
+            max_frame,
+            traced: 0,
+        }
     }
 }
 
 impl RxFixup for RndisRx {
     fn rx_fixup(&mut self, xfer: &[u8], deliver: &mut dyn FnMut(&[u8]), drops: &mut RxDrops) {
+        if self.traced < TRACED_TRANSFERS && log::log_enabled!(log::Level::Trace) {
+            self.traced += 1;
+            log::trace!("RNDIS IN transfer {xfer:02x?}");
+        }
         for p in rndis::packets(xfer) {
             match p {
                 Ok(f) if (ETH_HLEN..=self.max_frame).contains(&f.len()) => deliver(f),
@@ -573,6 +596,260 @@ impl TxFixup for RndisTx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    /// A scripted RNDIS device: answers commands as the Linux gadget does (stall when no
+    /// response is queued), with extra messages to inject before each reply.
+    #[derive(Default)]
+    struct Device {
+        queue: Mutex<VecDeque<Vec<u8>>>,
+        /// Messages queued ahead of the next reply (stale indications, keepalives).
+        inject: Mutex<Vec<Vec<u8>>>,
+        sent: Mutex<Vec<Vec<u8>>>,
+        media_disconnected: bool,
+    }
+
+    impl Control for Device {
+        fn class_in(&self, req: u8, _: u16, iface: u8, _: u16) -> Result<Vec<u8>, TransferError> {
+            assert_eq!((req, iface), (request::GET_ENCAPSULATED_RESPONSE, 0));
+            self.queue
+                .lock()
+                .unwrap()
+                .pop_front()
+                .ok_or(TransferError::Stall)
+        }
+        fn class_out(&self, req: u8, _: u16, iface: u8, data: &[u8]) -> Result<(), TransferError> {
+            assert_eq!((req, iface), (request::SEND_ENCAPSULATED_COMMAND, 0));
+            self.sent.lock().unwrap().push(data.to_vec());
+            let mut q = self.queue.lock().unwrap();
+            q.extend(self.inject.lock().unwrap().drain(..));
+            let ok = status::SUCCESS;
+            let reply = match Message::parse(data).unwrap() {
+                Message::Initialize { request_id, .. } => Message::InitializeCmplt {
+                    request_id,
+                    status: ok,
+                    major: 1,
+                    minor: 0,
+                    device_flags: 1,
+                    medium: 0,
+                    max_packets_per_transfer: 4,
+                    max_transfer_size: 8192,
+                    packet_alignment_factor: 2,
+                }
+                .to_vec(),
+                Message::Query {
+                    request_id, oid, ..
+                } => {
+                    let info: Vec<u8> = match oid {
+                        oid::PERMANENT_ADDRESS_802_3 => vec![0x02, 1, 2, 3, 4, 5],
+                        oid::GEN_MAXIMUM_FRAME_SIZE => 1500u32.to_le_bytes().to_vec(),
+                        oid::GEN_MEDIA_CONNECT_STATUS => {
+                            u32::from(self.media_disconnected).to_le_bytes().to_vec()
+                        }
+                        _ => vec![],
+                    };
+                    Message::QueryCmplt {
+                        request_id,
+                        status: ok,
+                        info: &info,
+                    }
+                    .to_vec()
+                }
+                Message::Set { request_id, .. } => Message::SetCmplt {
+                    request_id,
+                    status: ok,
+                }
+                .to_vec(),
+                Message::Halt { .. } | Message::KeepaliveCmplt { .. } => return Ok(()),
+                other => panic!("unexpected {other:?}"),
+            };
+            q.push_back(reply);
+            Ok(())
+        }
+        fn string(&self, _: u8) -> Option<String> {
+            None
+        }
+    }
+
+    fn function() -> NetFunction {
+        NetFunction {
+            class: ClassKind::Rndis,
+            configuration: 1,
+            control_interface: Some(0),
+            data_interface: 1,
+            data_alt_setting: 0,
+            bulk_in: 0x81,
+            bulk_out: 0x02,
+            interrupt_in: Some(0x83),
+            max_packet_size: 512,
+            bulk_out_max_packet_size: 512,
+            interrupt_max_packet_size: Some(8),
+            interrupt_interval: Some(9),
+            max_segment_size: None,
+            mac_string_index: None,
+            ncm_capabilities: None,
+            ncm_version: None,
+            mdlm_data_capabilities: None,
+            iad_checked: true,
+            notes: vec![],
+        }
+    }
+
+    const BUS: BusFacts = BusFacts {
+        max_packet: 512,
+        super_speed: false,
+    };
+
+    #[test]
+    fn bind_initializes_queries_sets_and_skips_what_comes_between() {
+        let dev = Arc::new(Device::default());
+        // A stale indication and a keepalive from the device before the INITIALIZE reply.
+        dev.inject.lock().unwrap().extend([
+            Message::IndicateStatus {
+                status: status::MEDIA_DISCONNECT,
+                buffer: &[],
+            }
+            .to_vec(),
+            Message::Keepalive { request_id: 77 }.to_vec(),
+            // A stale reply to somebody else's INITIALIZE.
+            Message::InitializeCmplt {
+                request_id: 99,
+                status: 1,
+                major: 0,
+                minor: 0,
+                device_flags: 0,
+                medium: 5,
+                max_packets_per_transfer: 0,
+                max_transfer_size: 0,
+                packet_alignment_factor: 0,
+            }
+            .to_vec(),
+        ]);
+        let ctl: Arc<dyn Control> = dev.clone();
+        let mut drv = Rndis::default();
+        let b = drv.bind(&ctl, &function(), BUS).unwrap();
+        assert_eq!(b.link.mac, [0x02, 1, 2, 3, 4, 5]);
+        assert_eq!(b.link.mtu, 1500);
+        assert_eq!(b.link.rx_transfer_size, 2048);
+        assert_eq!(b.link.tx_transfer_size, 8193);
+        // The media query (connected) came after the stale "disconnected".
+        assert!(!b.link.carrier_from_status);
+        let sent = dev.sent.lock().unwrap().clone();
+        let kinds: Vec<u32> = sent
+            .iter()
+            .map(|m| Message::parse(m).unwrap().message_type())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                msg::INITIALIZE,
+                msg::KEEPALIVE_CMPLT,
+                msg::QUERY,
+                msg::QUERY,
+                msg::SET,
+                msg::QUERY
+            ]
+        );
+        assert_eq!(
+            Message::parse(&sent[1]),
+            Ok(Message::KeepaliveCmplt {
+                request_id: 77,
+                status: 0
+            })
+        );
+        assert_eq!(
+            Message::parse(&sent[4]),
+            Ok(Message::Set {
+                request_id: 4,
+                oid: oid::GEN_CURRENT_PACKET_FILTER,
+                info: &PACKET_FILTER.to_le_bytes()
+            })
+        );
+        // HALT on unbind.
+        drv.unbind(&*ctl, &function());
+        let last = dev.sent.lock().unwrap().last().cloned().unwrap();
+        assert!(matches!(Message::parse(&last), Ok(Message::Halt { .. })));
+    }
+
+    #[test]
+    fn bind_waits_for_carrier_when_the_device_says_disconnected() {
+        let dev = Arc::new(Device {
+            media_disconnected: true,
+            ..Device::default()
+        });
+        let ctl: Arc<dyn Control> = dev.clone();
+        let b = Rndis::default().bind(&ctl, &function(), BUS).unwrap();
+        assert!(b.link.carrier_from_status);
+    }
+
+    #[test]
+    fn bind_gives_up_on_a_silent_device_in_bounded_time() {
+        struct Silent;
+        impl Control for Silent {
+            fn class_in(&self, _: u8, _: u16, _: u8, _: u16) -> Result<Vec<u8>, TransferError> {
+                Ok(vec![0]) // QEMU's "nothing pending"
+            }
+            fn class_out(&self, _: u8, _: u16, _: u8, _: &[u8]) -> Result<(), TransferError> {
+                Ok(())
+            }
+            fn string(&self, _: u8) -> Option<String> {
+                None
+            }
+        }
+        let ctl: Arc<dyn Control> = Arc::new(Silent);
+        let t = Instant::now();
+        let e = Rndis::default().bind(&ctl, &function(), BUS).err().unwrap();
+        assert!(e.to_string().contains("INITIALIZE"), "{e}");
+        assert!(t.elapsed() < REPLY_TIMEOUT + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn runtime_notifications_bring_carrier_and_keepalive_answers() {
+        let dev = Arc::new(Device::default());
+        let ctl: Arc<dyn Control> = dev.clone();
+        let mut b = Rndis::default().bind(&ctl, &function(), BUS).unwrap();
+        let mut events = Vec::new();
+        // Nothing queued: the notification is a stale one.
+        b.status.status(&[1, 0, 0, 0, 0, 0, 0, 0], &mut events);
+        assert!(events.is_empty());
+        {
+            let mut q = dev.queue.lock().unwrap();
+            q.push_back(
+                Message::IndicateStatus {
+                    status: status::MEDIA_DISCONNECT,
+                    buffer: &[],
+                }
+                .to_vec(),
+            );
+            q.push_back(Message::Keepalive { request_id: 5 }.to_vec());
+            q.push_back(
+                Message::IndicateStatus {
+                    status: status::MEDIA_CONNECT,
+                    buffer: &[],
+                }
+                .to_vec(),
+            );
+        }
+        // Two notifications in one transfer (as the gadget sends them), then one.
+        b.status.status(
+            &[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+            &mut events,
+        );
+        b.status.status(&[1, 0, 0, 0, 0, 0, 0, 0], &mut events);
+        assert_eq!(
+            events,
+            [LinkEvent::Carrier(false), LinkEvent::Carrier(true)]
+        );
+        let last = dev.sent.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(
+            Message::parse(&last),
+            Ok(Message::KeepaliveCmplt {
+                request_id: 5,
+                status: 0
+            })
+        );
+    }
 
     fn frame(len: usize, fill: u8) -> Vec<u8> {
         vec![fill; len]

@@ -281,6 +281,43 @@ pub fn crc32(data: &[u8]) -> u32 {
 mod tests {
     use super::*;
 
+    macro_rules! captured {
+        ($name:literal) => {
+            include_bytes!(concat!("../../tests/fixtures/captured/", $name))
+        };
+    }
+
+    /// IN transfers from the Linux `f_eem` gadget, captured in the lab with usbnetd's trace
+    /// (`lab run --env LAB_RUST_LOG=usbnetd::class=trace e2e-eem`): one data packet each,
+    /// bmCRC clear and the sentinel, as `f_eem` sends.
+    #[test]
+    fn packets_from_the_gadget() {
+        for (bytes, frame_len, ethertype) in [
+            (&captured!("f_eem_arp.bin")[..], 42, [0x08, 0x06]),
+            (&captured!("f_eem_icmp.bin")[..], 98, [0x08, 0x00]),
+            (&captured!("f_eem_ipv6_mld.bin")[..], 90, [0x86, 0xdd]),
+        ] {
+            let got: Vec<_> = packets(bytes).collect::<Result<_, _>>().unwrap();
+            assert_eq!(got.len(), 1);
+            let EemPacket::Data {
+                crc: false,
+                frame,
+                trailer,
+            } = got[0]
+            else {
+                panic!("{:?}", got[0]);
+            };
+            assert_eq!(frame.len(), frame_len);
+            assert_eq!(&frame[12..14], &ethertype);
+            assert_eq!(trailer, SENTINEL);
+            assert!(got[0].trailer_ok());
+            // Our emitter writes the same bytes.
+            let mut out = Vec::new();
+            push_data(&mut out, frame, false);
+            assert_eq!(out, bytes);
+        }
+    }
+
     #[test]
     fn crc32_check_value() {
         // The standard check value of CRC-32/ISO-HDLC.
