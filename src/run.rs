@@ -337,13 +337,14 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
     }
 
     // Class bind.
-    let ctl = UsbfsControl {
+    let ctl: Arc<dyn usb::Control> = Arc::new(UsbfsControl {
         dev: device.clone(),
-    };
+    });
     let speed = device.speed();
     let bus = BusFacts {
         max_packet: usize::from(func.max_packet_size).max(1),
         super_speed: matches!(speed, Speed::Super | Speed::SuperPlus),
+        identity: class::device_identity(&dev.port_path, &dev.vid_pid(), dev.info.serial_number()),
     };
     let binding = driver
         .bind(&ctl, &func, bus)
@@ -351,7 +352,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             class: func.class,
             source,
         })?;
-    let unbind = |driver: &mut Box<dyn class::ClassDriver>| driver.unbind(&ctl, &func);
+    let unbind = |driver: &mut Box<dyn class::ClassDriver>| driver.unbind(&*ctl, &func);
     let result = (|| {
         if func.data_alt_setting != 0 {
             device

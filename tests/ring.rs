@@ -16,6 +16,7 @@ use usbnetd::fake::{self, FakeControl, FakeHandle};
 use usbnetd::probe::{ClassKind, NetFunction};
 use usbnetd::ring::{run_rx, run_tx, Exit, RingConfig, RxSide, Stop, TxSide};
 use usbnetd::stats::Stats;
+use usbnetd::usb::Control;
 use usbnetd::wire::{self, RxLimits};
 
 const MAC_STRING: u8 = 3;
@@ -68,8 +69,14 @@ fn control() -> FakeControl {
     c
 }
 
+/// The fake as the shared control pipe `bind` takes, keeping the typed handle for its log.
+fn shared(c: FakeControl) -> (Arc<FakeControl>, Arc<dyn Control>) {
+    let c = Arc::new(c);
+    (c.clone(), c)
+}
+
 fn bind(class: ClassKind) -> Binding {
-    let ctl = control();
+    let (_, ctl) = shared(control());
     driver_for(class)
         .unwrap()
         .bind(
@@ -474,11 +481,11 @@ fn tx_drops_and_counts_a_frame_larger_than_the_device_takes() {
 
 #[test]
 fn ncm_bind_speaks_the_expected_control_requests() {
-    let ctl = control();
+    let (ctl, dyn_ctl) = shared(control());
     let b = driver_for(ClassKind::Ncm)
         .unwrap()
         .bind(
-            &ctl,
+            &dyn_ctl,
             &function(ClassKind::Ncm),
             BusFacts {
                 max_packet: 512,
@@ -506,6 +513,7 @@ fn ncm_bind_rejects_a_short_or_useless_ntb_parameter_reply() {
     }] {
         let mut ctl = control();
         ctl.replies.insert(0x80, reply.clone());
+        let (_, ctl) = shared(ctl);
         let r = driver_for(ClassKind::Ncm).unwrap().bind(
             &ctl,
             &function(ClassKind::Ncm),
@@ -630,7 +638,7 @@ fn rx_with_offload_puts_a_plain_virtio_net_header_before_each_frame() {
 
 #[test]
 fn subset_bind_sends_no_control_request_and_has_carrier_from_the_start() {
-    let ctl = control();
+    let (ctl, dyn_ctl) = shared(control());
     let mut f = function(ClassKind::Subset);
     f.control_interface = None;
     f.interrupt_in = None;
@@ -639,7 +647,7 @@ fn subset_bind_sends_no_control_request_and_has_carrier_from_the_start() {
     let b = driver_for(ClassKind::Subset)
         .unwrap()
         .bind(
-            &ctl,
+            &dyn_ctl,
             &f,
             BusFacts {
                 max_packet: 512,
@@ -659,11 +667,11 @@ fn subset_bind_sends_no_control_request_and_has_carrier_from_the_start() {
     };
     let a = driver_for(ClassKind::Subset)
         .unwrap()
-        .bind(&ctl, &f, bus)
+        .bind(&dyn_ctl, &f, bus)
         .unwrap();
     let b2 = driver_for(ClassKind::Subset)
         .unwrap()
-        .bind(&ctl, &f, bus)
+        .bind(&dyn_ctl, &f, bus)
         .unwrap();
     assert_eq!(a.link.mac, b2.link.mac);
     assert_eq!(a.link.mac[0] & 0x03, 0x02);
@@ -671,7 +679,7 @@ fn subset_bind_sends_no_control_request_and_has_carrier_from_the_start() {
     f.mdlm_data_capabilities = Some(0x01);
     let e = driver_for(ClassKind::Subset)
         .unwrap()
-        .bind(&ctl, &f, bus)
+        .bind(&dyn_ctl, &f, bus)
         .err()
         .unwrap();
     assert!(e.to_string().contains("CRC"), "{e}");

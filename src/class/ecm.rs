@@ -7,6 +7,8 @@ use super::{
     LinkInfo, Refused, RxDrops, RxFixup, TxFixup, ETH_HLEN,
 };
 use crate::probe::{ClassKind, NetFunction};
+use std::sync::Arc;
+
 use crate::usb::Control;
 use crate::wire::cdc::{packet_filter, request};
 
@@ -32,12 +34,12 @@ impl ClassDriver for Ecm {
 
     fn bind(
         &mut self,
-        ctl: &dyn Control,
+        ctl: &Arc<dyn Control>,
         func: &NetFunction,
         bus: BusFacts,
     ) -> Result<Binding, BindError> {
         let seed = format!("ecm:{}:{}", func.configuration, func.data_interface);
-        let (mac, mac_source) = mac_from_function(ctl, func, &seed);
+        let (mac, mac_source) = mac_from_function(&**ctl, func, &seed);
         let mtu = mtu_from_segment_size(func.max_segment_size);
         let max_frame = mtu as usize + ETH_HLEN;
         if let Some(ctrl) = func.control_interface {

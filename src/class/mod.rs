@@ -7,10 +7,14 @@
 //! transfer ring ([`crate::ring`]) and the TAP edge never know which class they carry.
 
 pub mod ecm;
+pub mod eem;
 pub mod ncm;
+pub mod rndis;
 pub mod subset;
 
 use crate::probe::{ClassKind, NetFunction};
+use std::sync::Arc;
+
 use crate::usb::Control;
 
 /// An Ethernet MAC address.
@@ -180,9 +184,11 @@ pub trait ClassDriver: Send {
     fn kind(&self) -> ClassKind;
     /// Control-plane bring-up; the data interface is at alt setting 0 during bind and the
     /// datapath switches it to `func.data_alt_setting` afterwards.
+    /// `ctl` is shared so that a class whose status hook needs control requests at run time
+    /// (RNDIS: GET_ENCAPSULATED_RESPONSE, KEEPALIVE_CMPLT) can keep a clone in it.
     fn bind(
         &mut self,
-        ctl: &dyn Control,
+        ctl: &Arc<dyn Control>,
         func: &NetFunction,
         bus: BusFacts,
     ) -> Result<Binding, BindError>;
@@ -196,7 +202,8 @@ pub fn driver_for(kind: ClassKind) -> Result<Box<dyn ClassDriver>, BindError> {
         ClassKind::Ncm => Ok(Box::new(ncm::Ncm)),
         ClassKind::Ecm => Ok(Box::new(ecm::Ecm)),
         ClassKind::Subset => Ok(Box::new(subset::Subset)),
-        other => Err(BindError::Unsupported(other)),
+        ClassKind::Rndis => Ok(Box::new(rndis::Rndis::default())),
+        ClassKind::Eem => Ok(Box::new(eem::Eem)),
     }
 }
 

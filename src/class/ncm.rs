@@ -11,6 +11,8 @@ use super::{
 };
 use crate::class::ecm::{round_up, PACKET_FILTER};
 use crate::probe::{ClassKind, NetFunction};
+use std::sync::Arc;
+
 use crate::usb::Control;
 use crate::wire::cdc::{request, NTB_FORMAT_16};
 use crate::wire::{
@@ -37,7 +39,7 @@ impl ClassDriver for Ncm {
 
     fn bind(
         &mut self,
-        ctl: &dyn Control,
+        ctl: &Arc<dyn Control>,
         func: &NetFunction,
         bus: BusFacts,
     ) -> Result<Binding, BindError> {
@@ -68,7 +70,7 @@ impl ClassDriver for Ncm {
             });
         }
         let seed = format!("ncm:{}:{}", func.configuration, func.data_interface);
-        let (mac, mac_source) = mac_from_function(ctl, func, &seed);
+        let (mac, mac_source) = mac_from_function(&**ctl, func, &seed);
         let mtu = mtu_from_segment_size(func.max_segment_size);
         let max_frame = mtu as usize + ETH_HLEN;
         let mut device_tx = p;

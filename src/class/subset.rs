@@ -11,6 +11,8 @@ use super::{
     LinkInfo, StatusFixup, ETH_HLEN,
 };
 use crate::probe::{ClassKind, NetFunction};
+use std::sync::Arc;
+
 use crate::usb::Control;
 
 /// `bmDataCapabilities` bit 0 in the MDLM detail descriptor: every frame carries a CRC-32
@@ -36,7 +38,7 @@ impl ClassDriver for Subset {
 
     fn bind(
         &mut self,
-        ctl: &dyn Control,
+        ctl: &Arc<dyn Control>,
         func: &NetFunction,
         bus: BusFacts,
     ) -> Result<Binding, BindError> {
@@ -52,7 +54,7 @@ impl ClassDriver for Subset {
             "subset:{}:{}:{}",
             func.configuration, func.data_interface, func.bulk_in
         );
-        let (mac, mac_source) = mac_from_function(ctl, func, &seed);
+        let (mac, mac_source) = mac_from_function(&**ctl, func, &seed);
         let mtu = mtu_from_segment_size(func.max_segment_size);
         let max_frame = mtu as usize + ETH_HLEN;
         Ok(Binding {

@@ -324,8 +324,9 @@ pub fn read_string(dev: &nusb::Device, index: u8) -> Option<String> {
 }
 
 /// Class-specific requests on the default control pipe, addressed to one interface.
-/// The seam between a class's bind and the device (real or fake).
-pub trait Control: Send {
+/// The seam between a class's bind and the device (real or fake). `Sync` because a class may
+/// keep it (as `Arc<dyn Control>`) in its status hook, which runs on the datapath thread.
+pub trait Control: Send + Sync {
     /// A class IN request to interface `interface`.
     fn class_in(
         &self,

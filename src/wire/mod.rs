@@ -7,6 +7,8 @@
 //! * [`notify`]: CDC notifications from the interrupt endpoint, with a reassembler for
 //!   notifications split across transfers.
 //! * [`cdc`]: request, notification and filter codes.
+//! * [`rndis`]: REMOTE_NDIS control messages and the PACKET_MSG data framing.
+//! * [`eem`]: CDC-EEM data and command packets.
 //!
 //! Everything here is little-endian, as USB is, and nothing here is `unsafe`.
 //!
@@ -65,9 +67,11 @@
 //! ```
 
 pub mod cdc;
+pub mod eem;
 pub mod notify;
 pub mod ntb;
 pub mod ntb_params;
+pub mod rndis;
 pub mod vnet;
 
 pub use self::notify::{

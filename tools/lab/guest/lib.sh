@@ -323,8 +323,9 @@ start_usbnetd() {
 	log "usbnetd: $USBNETD $*"
 	# ash starts background jobs with SIGINT/SIGQUIT ignored: undo that, as a
 	# terminal would, so that usbnetd sees an ordinary SIGINT
+	# lab run --env LAB_RUST_LOG=FILTER: usbnetd's log filter (e.g. usbnetd::class=trace)
 	LD_LIBRARY_PATH=/mnt/bin/lib RUST_BACKTRACE=1 $GNUENV --default-signal=INT,QUIT,TERM \
-		$USBNETD "$@" > $LAB_RES.usbnetd.log 2>&1 < /dev/null &
+		${LAB_RUST_LOG:+RUST_LOG=$LAB_RUST_LOG} $USBNETD "$@" > $LAB_RES.usbnetd.log 2>&1 < /dev/null &
 	UPID=$!
 }
 

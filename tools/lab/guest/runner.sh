@@ -25,7 +25,7 @@ dmesg -c > $S/results/boot.dmesg
 scenario_script() {
 	case $1 in
 	baseline-*) echo "$S/scenarios/baseline.sh" ;;
-	e2e-qemu-usbnet) echo "$S/scenarios/e2e-qemu-usbnet.sh" ;;
+	e2e-qemu-usbnet | e2e-qemu-usbnet-rndis) echo "$S/scenarios/e2e-qemu-usbnet.sh" ;;
 	e2e-*) echo "$S/scenarios/e2e.sh" ;;
 	*) echo "$S/scenarios/$1.sh" ;;
 	esac

@@ -1,0 +1,954 @@
+//! RNDIS (Microsoft's Remote NDIS over USB): control messages wrapped in
+//! SEND_ENCAPSULATED_COMMAND / GET_ENCAPSULATED_RESPONSE, Ethernet frames wrapped in
+//! REMOTE_NDIS_PACKET_MSG on the bulk endpoints. Reference for behaviour: the kernel's
+//! `rndis_host`.
+//!
+//! Bring-up: INITIALIZE (the device answers with the largest transfer and the number of
+//! packets per transfer it takes, and their alignment), QUERY OID_802_3_PERMANENT_ADDRESS
+//! (MAC), QUERY OID_GEN_MAXIMUM_FRAME_SIZE (MTU), SET OID_GEN_CURRENT_PACKET_FILTER (the
+//! Linux gadget starts passing frames only then), QUERY OID_GEN_MEDIA_CONNECT_STATUS. Each
+//! reply is polled with GET_ENCAPSULATED_RESPONSE in a bounded loop rather than waited for
+//! on the interrupt endpoint, which the datapath opens only later; replies are matched by
+//! type and RequestId, and stale or unsolicited messages met on the way are handled or
+//! skipped. At run time every RESPONSE_AVAILABLE notification leads to one
+//! GET_ENCAPSULATED_RESPONSE: INDICATE_STATUS media connect/disconnect becomes carrier, a
+//! KEEPALIVE from the device is answered with KEEPALIVE_CMPLT. `unbind` sends HALT.
+//!
+//! Data: several PACKET_MSGs per transfer both ways. Out, as many as the device's
+//! MaxPacketsPerTransfer and MaxTransferSize allow (both the Linux gadget and QEMU's usb-net
+//! say one), each aligned to its PacketAlignmentFactor; a transfer that would end on a
+//! wMaxPacketSize boundary gets one extra zero byte instead of a zero-length packet, as
+//! `rndis_host` sends. In, every PACKET_MSG of a transfer is delivered.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nusb::transfer::TransferError;
+
+use super::ecm::round_up;
+use super::{
+    derived_mac, BindError, Binding, BusFacts, ClassDriver, LinkEvent, LinkInfo, Mac, Refused,
+    RxDrops, RxFixup, StatusFixup, TxFixup, ETH_HLEN,
+};
+use crate::probe::{ClassKind, NetFunction};
+use crate::usb::Control;
+use crate::wire::cdc::request;
+use crate::wire::rndis::{
+    self, emit_packet_header, msg, oid, packet_type, status, Message, PACKET_HEADER_LEN,
+};
+
+/// The packet filter usbnetd sets: our address, broadcast and all multicast (no multicast
+/// list is programmed, and IPv6 neighbour discovery needs multicast).
+pub const PACKET_FILTER: u32 =
+    packet_type::DIRECTED | packet_type::BROADCAST | packet_type::ALL_MULTICAST;
+
+/// wLength of GET_ENCAPSULATED_RESPONSE (rndis_host's control buffer size).
+pub const RESPONSE_BUFFER: u16 = 1025;
+
+/// How long bind polls for one reply.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Pause between polls when the device has no response ready yet.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Largest OUT transfer usbnetd builds, whatever the device allows.
+pub const TX_TRANSFER_CAP: usize = 16384;
+
+/// Most PACKET_MSGs usbnetd puts in one OUT transfer, whatever the device allows.
+pub const TX_PACKETS_CAP: u32 = 64;
+
+/// Largest PacketAlignmentFactor honoured (2^7 = 128 bytes); larger values are nonsense.
+pub const MAX_ALIGNMENT_FACTOR: u32 = 7;
+
+/// Length of one RESPONSE_AVAILABLE notification.
+pub const NOTIFICATION_LEN: usize = 8;
+
+/// IN transfers logged whole at trace level, for captures.
+pub const TRACED_TRANSFERS: u8 = 8;
+
+/// The RNDIS class driver.
+#[derive(Debug, Default)]
+pub struct Rndis {
+    next_id: u32,
+    iface: Option<u8>,
+}
+
+/// Encapsulated commands to one control interface.
+#[derive(Clone)]
+pub struct RndisControl {
+    ctl: Arc<dyn Control>,
+    iface: u8,
+}
+
+impl std::fmt::Debug for RndisControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RndisControl")
+            .field("iface", &self.iface)
+            .finish()
+    }
+}
+
+/// Media state learned from the device (`None`: not told).
+type Media = Option<bool>;
+
+impl RndisControl {
+    /// Commands go to interface `iface` through `ctl`.
+    pub fn new(ctl: Arc<dyn Control>, iface: u8) -> RndisControl {
+        RndisControl { ctl, iface }
+    }
+
+    /// SEND_ENCAPSULATED_COMMAND with `m`.
+    pub fn send(&self, m: &Message<'_>) -> Result<(), TransferError> {
+        let bytes = m.to_vec();
+        log::trace!("RNDIS command {bytes:02x?}");
+        self.ctl
+            .class_out(request::SEND_ENCAPSULATED_COMMAND, 0, self.iface, &bytes)
+    }
+
+    /// One GET_ENCAPSULATED_RESPONSE: `None` when the device has nothing (the Linux gadget
+    /// stalls, QEMU answers one zero byte).
+    pub fn response(&self) -> Result<Option<Vec<u8>>, TransferError> {
+        match self.ctl.class_in(
+            request::GET_ENCAPSULATED_RESPONSE,
+            0,
+            self.iface,
+            RESPONSE_BUFFER,
+        ) {
+            Ok(v) if v.len() >= rndis::HEADER_LEN => {
+                log::trace!("RNDIS response {v:02x?}");
+                Ok(Some(v))
+            }
+            Ok(_) | Err(TransferError::Stall) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Act on a message the device sent on its own: media state, KEEPALIVE. Returns the
+    /// carrier change it means, if any.
+    pub fn unsolicited(&self, m: &Message<'_>) -> Option<bool> {
+        match *m {
+            Message::IndicateStatus {
+                status: status::MEDIA_CONNECT,
+                ..
+            } => Some(true),
+            Message::IndicateStatus {
+                status: status::MEDIA_DISCONNECT,
+                ..
+            } => Some(false),
+            Message::IndicateStatus { status, .. } => {
+                log::debug!("RNDIS status indication {status:#010x} ignored");
+                None
+            }
+            Message::Keepalive { request_id } => {
+                let reply = Message::KeepaliveCmplt {
+                    request_id,
+                    status: status::SUCCESS,
+                };
+                if let Err(e) = self.send(&reply) {
+                    log::warn!("RNDIS KEEPALIVE_CMPLT failed: {e}");
+                }
+                None
+            }
+            ref other => {
+                log::debug!("RNDIS message skipped: {other:?}");
+                None
+            }
+        }
+    }
+
+    /// Send `m` and poll for the reply of type `reply` with the same RequestId; messages met
+    /// on the way go through [`unsolicited`](Self::unsolicited) (their media state lands in
+    /// `media`). Returns the reply's bytes.
+    fn command(
+        &self,
+        m: &Message<'_>,
+        reply: u32,
+        what: &'static str,
+        media: &mut Media,
+    ) -> Result<Vec<u8>, BindError> {
+        let id = m.request_id();
+        self.send(m)
+            .map_err(|source| BindError::Control { what, source })?;
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        // Bounded by time, whatever the device answers (a device that keeps sending other
+        // messages must not hold bind forever).
+        while Instant::now() < deadline {
+            let got = self
+                .response()
+                .map_err(|source| BindError::Control { what, source })?;
+            let Some(bytes) = got else {
+                std::thread::sleep(POLL_INTERVAL);
+                continue;
+            };
+            match Message::parse(&bytes) {
+                Ok(r) if r.message_type() == reply && r.request_id() == id => return Ok(bytes),
+                Ok(other) => {
+                    if let Some(up) = self.unsolicited(&other) {
+                        *media = Some(up);
+                    }
+                }
+                Err(e) => log::debug!("RNDIS response skipped while waiting for {what}: {e}"),
+            }
+        }
+        Err(BindError::BadReply {
+            what,
+            detail: format!("no reply within {} ms", REPLY_TIMEOUT.as_millis()),
+        })
+    }
+}
+
+impl Rndis {
+    fn id(&mut self) -> u32 {
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        self.next_id
+    }
+
+    /// QUERY `oid`: the information buffer, or `Err(status)` for a failed status.
+    fn query(
+        &mut self,
+        rc: &RndisControl,
+        oid: u32,
+        what: &'static str,
+        media: &mut Media,
+    ) -> Result<Result<Vec<u8>, u32>, BindError> {
+        let q = Message::Query {
+            request_id: self.id(),
+            oid,
+            info: &[],
+        };
+        let bytes = rc.command(&q, msg::QUERY_CMPLT, what, media)?;
+        match Message::parse(&bytes) {
+            Ok(Message::QueryCmplt {
+                status: status::SUCCESS,
+                info,
+                ..
+            }) => Ok(Ok(info.to_vec())),
+            Ok(Message::QueryCmplt { status, .. }) => Ok(Err(status)),
+            _ => unreachable_reply(what),
+        }
+    }
+}
+
+fn unreachable_reply<T>(what: &'static str) -> Result<T, BindError> {
+    // `command` returns only bytes that parsed as the wanted type.
+    Err(BindError::BadReply {
+        what,
+        detail: "reply changed type".into(),
+    })
+}
+
+fn le32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(..4)?.try_into().ok()?))
+}
+
+impl ClassDriver for Rndis {
+    fn kind(&self) -> ClassKind {
+        ClassKind::Rndis
+    }
+
+    fn bind(
+        &mut self,
+        ctl: &Arc<dyn Control>,
+        func: &NetFunction,
+        bus: BusFacts,
+    ) -> Result<Binding, BindError> {
+        let iface = func.control_interface.ok_or(BindError::BadReply {
+            what: "the RNDIS descriptors",
+            detail: "no control interface to send encapsulated commands to".into(),
+        })?;
+        self.iface = Some(iface);
+        let rc = RndisControl::new(ctl.clone(), iface);
+        let mut media: Media = None;
+
+        // One full frame per IN transfer at least, in whole packets (as rndis_host asks).
+        let rx_transfer_size = round_up(PACKET_HEADER_LEN + 1500 + ETH_HLEN + 1, bus.max_packet);
+        let init = Message::Initialize {
+            request_id: self.id(),
+            major: 1,
+            minor: 0,
+            max_transfer_size: rx_transfer_size as u32,
+        };
+        let what = "RNDIS INITIALIZE";
+        let bytes = rc.command(&init, msg::INITIALIZE_CMPLT, what, &mut media)?;
+        let Ok(Message::InitializeCmplt {
+            status: st,
+            major,
+            minor,
+            medium,
+            max_packets_per_transfer,
+            max_transfer_size,
+            packet_alignment_factor,
+            ..
+        }) = Message::parse(&bytes)
+        else {
+            return unreachable_reply(what);
+        };
+        if st != status::SUCCESS {
+            return Err(BindError::BadReply {
+                what,
+                detail: format!("status {st:#010x}"),
+            });
+        }
+        if medium != rndis::MEDIUM_802_3 {
+            return Err(BindError::BadReply {
+                what,
+                detail: format!("medium {medium} is not 802.3"),
+            });
+        }
+        let dev_max_transfer = (max_transfer_size as usize).min(TX_TRANSFER_CAP);
+        if dev_max_transfer < PACKET_HEADER_LEN + ETH_HLEN + 68 {
+            return Err(BindError::BadReply {
+                what,
+                detail: format!("MaxTransferSize {max_transfer_size} cannot hold a frame"),
+            });
+        }
+        let max_packets = max_packets_per_transfer.clamp(1, TX_PACKETS_CAP);
+        let align_factor = if packet_alignment_factor > MAX_ALIGNMENT_FACTOR {
+            log::warn!("RNDIS PacketAlignmentFactor {packet_alignment_factor} ignored");
+            0
+        } else {
+            packet_alignment_factor
+        };
+
+        let what = "RNDIS QUERY OID_802_3_PERMANENT_ADDRESS";
+        let (mac, mac_source): (Mac, String) =
+            match self.query(&rc, oid::PERMANENT_ADDRESS_802_3, what, &mut media)? {
+                Ok(info) => match <[u8; 6]>::try_from(info.get(..6).unwrap_or(&[])) {
+                    Ok(m) if m != [0; 6] && m[0] & 1 == 0 => {
+                        (m, "OID_802_3_PERMANENT_ADDRESS".into())
+                    }
+                    _ => {
+                        log::warn!("RNDIS permanent address {info:02x?} unusable; deriving one");
+                        derived(func)
+                    }
+                },
+                Err(st) => {
+                    log::warn!("RNDIS permanent address query failed ({st:#010x}); deriving one");
+                    derived(func)
+                }
+            };
+
+        let what = "RNDIS QUERY OID_GEN_MAXIMUM_FRAME_SIZE";
+        let frame_size = match self.query(&rc, oid::GEN_MAXIMUM_FRAME_SIZE, what, &mut media)? {
+            Ok(info) => le32(&info),
+            Err(st) => {
+                log::debug!("{what}: status {st:#010x}");
+                None
+            }
+        };
+        // MTU: the device's frame size (which excludes the Ethernet header), no more than one
+        // PACKET_MSG in the device's MaxTransferSize, and no more than the 1500 our IN
+        // transfer size was advertised for.
+        let fits = (dev_max_transfer - PACKET_HEADER_LEN - ETH_HLEN) as u32;
+        let mtu = match frame_size {
+            Some(f) if f >= 68 => f.min(1500).min(fits),
+            other => {
+                log::warn!("RNDIS maximum frame size {other:?} unusable; MTU 1500");
+                1500u32.min(fits)
+            }
+        };
+        let max_frame = mtu as usize + ETH_HLEN;
+
+        let what = "RNDIS SET OID_GEN_CURRENT_PACKET_FILTER";
+        let set = Message::Set {
+            request_id: self.id(),
+            oid: oid::GEN_CURRENT_PACKET_FILTER,
+            info: &PACKET_FILTER.to_le_bytes(),
+        };
+        let bytes = rc.command(&set, msg::SET_CMPLT, what, &mut media)?;
+        match Message::parse(&bytes) {
+            Ok(Message::SetCmplt {
+                status: status::SUCCESS,
+                ..
+            }) => {}
+            Ok(Message::SetCmplt { status, .. }) => {
+                return Err(BindError::BadReply {
+                    what,
+                    detail: format!("status {status:#010x}"),
+                })
+            }
+            _ => return unreachable_reply(what),
+        }
+
+        let what = "RNDIS QUERY OID_GEN_MEDIA_CONNECT_STATUS";
+        match self.query(&rc, oid::GEN_MEDIA_CONNECT_STATUS, what, &mut media)? {
+            Ok(info) => match le32(&info) {
+                Some(0) => media = Some(true),
+                Some(1) => media = Some(false),
+                other => log::debug!("{what}: {other:?}"),
+            },
+            Err(st) => log::debug!("{what}: status {st:#010x}"),
+        }
+
+        let align = 1usize << align_factor;
+        let tx_max = dev_max_transfer.max(PACKET_HEADER_LEN + max_frame);
+        Ok(Binding {
+            link: LinkInfo {
+                mac,
+                mac_source,
+                mtu,
+                rx_transfer_size,
+                // + 1: the pad byte that replaces a zero-length packet.
+                tx_transfer_size: tx_max + 1,
+                // Without an interrupt endpoint nothing could ever turn carrier on; a device
+                // that said "disconnected" starts without carrier.
+                carrier_from_status: func.interrupt_in.is_some() && media == Some(false),
+                framing: format!(
+                    "RNDIS {major}.{minor}, device takes {max_packets} packet(s) and \
+                     {max_transfer_size} B per transfer (alignment {align})"
+                ),
+            },
+            rx: Box::new(RndisRx::new(max_frame)),
+            tx: Box::new(RndisTx::new(
+                max_frame,
+                tx_max,
+                max_packets as usize,
+                align,
+                bus.max_packet,
+            )),
+            status: Box::new(RndisStatus { rc }),
+        })
+    }
+
+    fn unbind(&mut self, ctl: &dyn Control, func: &NetFunction) {
+        let Some(iface) = self.iface.or(func.control_interface) else {
+            return;
+        };
+        let halt = Message::Halt {
+            request_id: self.id(),
+        };
+        match ctl.class_out(request::SEND_ENCAPSULATED_COMMAND, 0, iface, &halt.to_vec()) {
+            Ok(()) => log::debug!("RNDIS HALT sent"),
+            Err(e) => log::debug!("RNDIS HALT: {e}"),
+        }
+    }
+}
+
+fn derived(func: &NetFunction) -> (Mac, String) {
+    let seed = format!(
+        "rndis:{}:{}:{}",
+        func.configuration, func.data_interface, func.bulk_in
+    );
+    (derived_mac(&seed), "derived (locally administered)".into())
+}
+
+/// The runtime status hook: RESPONSE_AVAILABLE → GET_ENCAPSULATED_RESPONSE → carrier.
+#[derive(Debug)]
+pub struct RndisStatus {
+    rc: RndisControl,
+}
+
+impl RndisStatus {
+    /// A hook issuing its requests through `rc`.
+    pub fn new(rc: RndisControl) -> RndisStatus {
+        RndisStatus { rc }
+    }
+}
+
+impl StatusFixup for RndisStatus {
+    fn status(&mut self, data: &[u8], events: &mut Vec<LinkEvent>) {
+        // Each 8-byte RESPONSE_AVAILABLE announces one response (the Linux gadget sends
+        // two in one transfer when two are queued); devices differ in the other bytes, so
+        // any notification counts. One announced for a response bind already read finds
+        // nothing, and the loop stops there.
+        let announced = data.len().div_ceil(NOTIFICATION_LEN);
+        for _ in 0..announced {
+            match self.rc.response() {
+                Ok(Some(bytes)) => match Message::parse(&bytes) {
+                    Ok(m) => {
+                        if let Some(up) = self.rc.unsolicited(&m) {
+                            events.push(LinkEvent::Carrier(up));
+                        }
+                    }
+                    Err(e) => log::debug!("RNDIS response dropped: {e}"),
+                },
+                Ok(None) => {
+                    log::debug!("RNDIS notification {data:02x?} with no response pending");
+                    break;
+                }
+                Err(e) => {
+                    log::debug!("RNDIS GET_ENCAPSULATED_RESPONSE: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// RNDIS receive: every PACKET_MSG of the transfer.
+#[derive(Debug)]
+pub struct RndisRx {
+    max_frame: usize,
+    traced: u8,
+}
+
+impl RndisRx {
+    /// Frames of up to `max_frame` bytes.
+    pub fn new(max_frame: usize) -> RndisRx {
+        RndisRx {
+            max_frame,
+            traced: 0,
+        }
+    }
+}
+
+impl RxFixup for RndisRx {
+    fn rx_fixup(&mut self, xfer: &[u8], deliver: &mut dyn FnMut(&[u8]), drops: &mut RxDrops) {
+        if self.traced < TRACED_TRANSFERS && log::log_enabled!(log::Level::Trace) {
+            self.traced += 1;
+            log::trace!("RNDIS IN transfer {xfer:02x?}");
+        }
+        for p in rndis::packets(xfer) {
+            match p {
+                Ok(f) if (ETH_HLEN..=self.max_frame).contains(&f.len()) => deliver(f),
+                Ok(_) => drops.bad_frame += 1,
+                Err(e) => {
+                    log::debug!("RNDIS IN transfer of {} bytes: {e}", xfer.len());
+                    drops.bad_transfer += 1;
+                }
+            }
+        }
+    }
+}
+
+/// RNDIS transmit: PACKET_MSGs back to back, within the device's limits.
+#[derive(Debug)]
+pub struct RndisTx {
+    max_frame: usize,
+    max_transfer: usize,
+    max_packets: usize,
+    align: usize,
+    max_packet: usize,
+    count: usize,
+    last: usize,
+}
+
+impl RndisTx {
+    /// Frames of up to `max_frame` bytes; transfers of at most `max_transfer` bytes and
+    /// `max_packets` messages, each message starting at a multiple of `align`; a pad byte
+    /// when a transfer would end on a `max_packet` boundary.
+    pub fn new(
+        max_frame: usize,
+        max_transfer: usize,
+        max_packets: usize,
+        align: usize,
+        max_packet: usize,
+    ) -> RndisTx {
+        RndisTx {
+            max_frame,
+            max_transfer,
+            max_packets: max_packets.max(1),
+            align: align.max(1),
+            max_packet: max_packet.max(1),
+            count: 0,
+            last: 0,
+        }
+    }
+}
+
+impl TxFixup for RndisTx {
+    fn begin(&mut self, _out: &mut Vec<u8>) {
+        self.count = 0;
+        self.last = 0;
+    }
+
+    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Refused> {
+        if frame.len() < ETH_HLEN || frame.len() > self.max_frame {
+            return Err(Refused::Invalid);
+        }
+        let start = if self.count == 0 {
+            out.len()
+        } else {
+            round_up(out.len(), self.align)
+        };
+        let end = start + PACKET_HEADER_LEN + frame.len();
+        if self.count > 0 && (self.count >= self.max_packets || end > self.max_transfer) {
+            return Err(Refused::Full);
+        }
+        if self.count > 0 && start > out.len() {
+            // The padding belongs to the previous message (MessageLength covers it).
+            let pad = start - out.len();
+            out.resize(start, 0);
+            let len_field = self.last + rndis::field::LENGTH.start;
+            let old = le32(&out[len_field..]).unwrap_or(0);
+            out[len_field..len_field + 4].copy_from_slice(&(old + pad as u32).to_le_bytes());
+        }
+        self.last = out.len();
+        out.resize(start + PACKET_HEADER_LEN, 0);
+        emit_packet_header(&mut out[start..], frame.len());
+        out.extend_from_slice(frame);
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+        if !out.is_empty() && out.len() % self.max_packet == 0 {
+            out.push(0);
+        }
+        false
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    /// A scripted RNDIS device: answers commands as the Linux gadget does (stall when no
+    /// response is queued), with extra messages to inject before each reply.
+    #[derive(Default)]
+    struct Device {
+        queue: Mutex<VecDeque<Vec<u8>>>,
+        /// Messages queued ahead of the next reply (stale indications, keepalives).
+        inject: Mutex<Vec<Vec<u8>>>,
+        sent: Mutex<Vec<Vec<u8>>>,
+        media_disconnected: bool,
+    }
+
+    impl Control for Device {
+        fn class_in(&self, req: u8, _: u16, iface: u8, _: u16) -> Result<Vec<u8>, TransferError> {
+            assert_eq!((req, iface), (request::GET_ENCAPSULATED_RESPONSE, 0));
+            self.queue
+                .lock()
+                .unwrap()
+                .pop_front()
+                .ok_or(TransferError::Stall)
+        }
+        fn class_out(&self, req: u8, _: u16, iface: u8, data: &[u8]) -> Result<(), TransferError> {
+            assert_eq!((req, iface), (request::SEND_ENCAPSULATED_COMMAND, 0));
+            self.sent.lock().unwrap().push(data.to_vec());
+            let mut q = self.queue.lock().unwrap();
+            q.extend(self.inject.lock().unwrap().drain(..));
+            let ok = status::SUCCESS;
+            let reply = match Message::parse(data).unwrap() {
+                Message::Initialize { request_id, .. } => Message::InitializeCmplt {
+                    request_id,
+                    status: ok,
+                    major: 1,
+                    minor: 0,
+                    device_flags: 1,
+                    medium: 0,
+                    max_packets_per_transfer: 4,
+                    max_transfer_size: 8192,
+                    packet_alignment_factor: 2,
+                }
+                .to_vec(),
+                Message::Query {
+                    request_id, oid, ..
+                } => {
+                    let info: Vec<u8> = match oid {
+                        oid::PERMANENT_ADDRESS_802_3 => vec![0x02, 1, 2, 3, 4, 5],
+                        oid::GEN_MAXIMUM_FRAME_SIZE => 1500u32.to_le_bytes().to_vec(),
+                        oid::GEN_MEDIA_CONNECT_STATUS => {
+                            u32::from(self.media_disconnected).to_le_bytes().to_vec()
+                        }
+                        _ => vec![],
+                    };
+                    Message::QueryCmplt {
+                        request_id,
+                        status: ok,
+                        info: &info,
+                    }
+                    .to_vec()
+                }
+                Message::Set { request_id, .. } => Message::SetCmplt {
+                    request_id,
+                    status: ok,
+                }
+                .to_vec(),
+                Message::Halt { .. } | Message::KeepaliveCmplt { .. } => return Ok(()),
+                other => panic!("unexpected {other:?}"),
+            };
+            q.push_back(reply);
+            Ok(())
+        }
+        fn string(&self, _: u8) -> Option<String> {
+            None
+        }
+    }
+
+    fn function() -> NetFunction {
+        NetFunction {
+            class: ClassKind::Rndis,
+            configuration: 1,
+            control_interface: Some(0),
+            data_interface: 1,
+            data_alt_setting: 0,
+            bulk_in: 0x81,
+            bulk_out: 0x02,
+            interrupt_in: Some(0x83),
+            max_packet_size: 512,
+            bulk_out_max_packet_size: 512,
+            interrupt_max_packet_size: Some(8),
+            interrupt_interval: Some(9),
+            max_segment_size: None,
+            mac_string_index: None,
+            ncm_capabilities: None,
+            ncm_version: None,
+            mdlm_data_capabilities: None,
+            iad_checked: true,
+            notes: vec![],
+        }
+    }
+
+    const BUS: BusFacts = BusFacts {
+        max_packet: 512,
+        super_speed: false,
+    };
+
+    #[test]
+    fn bind_initializes_queries_sets_and_skips_what_comes_between() {
+        let dev = Arc::new(Device::default());
+        // A stale indication and a keepalive from the device before the INITIALIZE reply.
+        dev.inject.lock().unwrap().extend([
+            Message::IndicateStatus {
+                status: status::MEDIA_DISCONNECT,
+                buffer: &[],
+            }
+            .to_vec(),
+            Message::Keepalive { request_id: 77 }.to_vec(),
+            // A stale reply to somebody else's INITIALIZE.
+            Message::InitializeCmplt {
+                request_id: 99,
+                status: 1,
+                major: 0,
+                minor: 0,
+                device_flags: 0,
+                medium: 5,
+                max_packets_per_transfer: 0,
+                max_transfer_size: 0,
+                packet_alignment_factor: 0,
+            }
+            .to_vec(),
+        ]);
+        let ctl: Arc<dyn Control> = dev.clone();
+        let mut drv = Rndis::default();
+        let b = drv.bind(&ctl, &function(), BUS).unwrap();
+        assert_eq!(b.link.mac, [0x02, 1, 2, 3, 4, 5]);
+        assert_eq!(b.link.mtu, 1500);
+        assert_eq!(b.link.rx_transfer_size, 2048);
+        assert_eq!(b.link.tx_transfer_size, 8193);
+        // The media query (connected) came after the stale "disconnected".
+        assert!(!b.link.carrier_from_status);
+        let sent = dev.sent.lock().unwrap().clone();
+        let kinds: Vec<u32> = sent
+            .iter()
+            .map(|m| Message::parse(m).unwrap().message_type())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                msg::INITIALIZE,
+                msg::KEEPALIVE_CMPLT,
+                msg::QUERY,
+                msg::QUERY,
+                msg::SET,
+                msg::QUERY
+            ]
+        );
+        assert_eq!(
+            Message::parse(&sent[1]),
+            Ok(Message::KeepaliveCmplt {
+                request_id: 77,
+                status: 0
+            })
+        );
+        assert_eq!(
+            Message::parse(&sent[4]),
+            Ok(Message::Set {
+                request_id: 4,
+                oid: oid::GEN_CURRENT_PACKET_FILTER,
+                info: &PACKET_FILTER.to_le_bytes()
+            })
+        );
+        // HALT on unbind.
+        drv.unbind(&*ctl, &function());
+        let last = dev.sent.lock().unwrap().last().cloned().unwrap();
+        assert!(matches!(Message::parse(&last), Ok(Message::Halt { .. })));
+    }
+
+    #[test]
+    fn bind_waits_for_carrier_when_the_device_says_disconnected() {
+        let dev = Arc::new(Device {
+            media_disconnected: true,
+            ..Device::default()
+        });
+        let ctl: Arc<dyn Control> = dev.clone();
+        let b = Rndis::default().bind(&ctl, &function(), BUS).unwrap();
+        assert!(b.link.carrier_from_status);
+    }
+
+    #[test]
+    fn bind_gives_up_on_a_silent_device_in_bounded_time() {
+        struct Silent;
+        impl Control for Silent {
+            fn class_in(&self, _: u8, _: u16, _: u8, _: u16) -> Result<Vec<u8>, TransferError> {
+                Ok(vec![0]) // QEMU's "nothing pending"
+            }
+            fn class_out(&self, _: u8, _: u16, _: u8, _: &[u8]) -> Result<(), TransferError> {
+                Ok(())
+            }
+            fn string(&self, _: u8) -> Option<String> {
+                None
+            }
+        }
+        let ctl: Arc<dyn Control> = Arc::new(Silent);
+        let t = Instant::now();
+        let e = Rndis::default().bind(&ctl, &function(), BUS).err().unwrap();
+        assert!(e.to_string().contains("INITIALIZE"), "{e}");
+        assert!(t.elapsed() < REPLY_TIMEOUT + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn runtime_notifications_bring_carrier_and_keepalive_answers() {
+        let dev = Arc::new(Device::default());
+        let ctl: Arc<dyn Control> = dev.clone();
+        let mut b = Rndis::default().bind(&ctl, &function(), BUS).unwrap();
+        let mut events = Vec::new();
+        // Nothing queued: the notification is a stale one.
+        b.status.status(&[1, 0, 0, 0, 0, 0, 0, 0], &mut events);
+        assert!(events.is_empty());
+        {
+            let mut q = dev.queue.lock().unwrap();
+            q.push_back(
+                Message::IndicateStatus {
+                    status: status::MEDIA_DISCONNECT,
+                    buffer: &[],
+                }
+                .to_vec(),
+            );
+            q.push_back(Message::Keepalive { request_id: 5 }.to_vec());
+            q.push_back(
+                Message::IndicateStatus {
+                    status: status::MEDIA_CONNECT,
+                    buffer: &[],
+                }
+                .to_vec(),
+            );
+        }
+        // Two notifications in one transfer (as the gadget sends them), then one.
+        b.status.status(
+            &[1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+            &mut events,
+        );
+        b.status.status(&[1, 0, 0, 0, 0, 0, 0, 0], &mut events);
+        assert_eq!(
+            events,
+            [LinkEvent::Carrier(false), LinkEvent::Carrier(true)]
+        );
+        let last = dev.sent.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(
+            Message::parse(&last),
+            Ok(Message::KeepaliveCmplt {
+                request_id: 5,
+                status: 0
+            })
+        );
+    }
+
+    fn frame(len: usize, fill: u8) -> Vec<u8> {
+        vec![fill; len]
+    }
+
+    #[test]
+    fn tx_one_packet_per_transfer_when_the_device_says_one() {
+        let mut tx = RndisTx::new(1514, 1580, 1, 1, 512);
+        let mut out = Vec::new();
+        tx.begin(&mut out);
+        tx.push(&mut out, &frame(100, 1)).unwrap();
+        assert_eq!(tx.push(&mut out, &frame(60, 2)), Err(Refused::Full));
+        assert_eq!(out.len(), 144);
+        assert_eq!(
+            Message::parse(&out),
+            Ok(Message::Packet {
+                data: &frame(100, 1)
+            })
+        );
+        assert!(!tx.finish(&mut out));
+        assert_eq!(out.len(), 144);
+    }
+
+    #[test]
+    fn tx_pads_a_transfer_that_ends_on_a_packet_boundary() {
+        let mut tx = RndisTx::new(1514, 1580, 1, 1, 512);
+        let mut out = Vec::new();
+        tx.begin(&mut out);
+        tx.push(&mut out, &frame(512 - 44, 1)).unwrap();
+        assert!(!tx.finish(&mut out), "a pad byte, no ZLP");
+        assert_eq!(out.len(), 513);
+        // The pad is outside the message; the device (and our RX) ignore it.
+        let got: Vec<_> = rndis::packets(&out).collect();
+        assert_eq!(got, [Ok(&frame(468, 1)[..])]);
+    }
+
+    #[test]
+    fn tx_batches_aligned_messages_within_the_device_limits() {
+        let mut tx = RndisTx::new(1514, 400, 3, 8, 512);
+        let mut out = Vec::new();
+        tx.begin(&mut out);
+        tx.push(&mut out, &frame(61, 1)).unwrap();
+        tx.push(&mut out, &frame(62, 2)).unwrap();
+        tx.push(&mut out, &frame(63, 3)).unwrap();
+        assert_eq!(
+            tx.push(&mut out, &frame(60, 4)),
+            Err(Refused::Full),
+            "3 packets"
+        );
+        // Message 1: 105 bytes, padded to 112; message 2 at 112: 106 → 224; message 3.
+        assert_eq!(out.len(), 224 + 44 + 63);
+        assert_eq!(le32(&out[4..]), Some(112));
+        assert_eq!(le32(&out[112 + 4..]), Some(112));
+        let got: Vec<_> = rndis::packets(&out).map(|p| p.unwrap().len()).collect();
+        assert_eq!(got, [61, 62, 63]);
+        // Size limit.
+        let mut tx = RndisTx::new(1514, 400, 10, 1, 512);
+        out.clear();
+        tx.begin(&mut out);
+        tx.push(&mut out, &frame(300, 1)).unwrap();
+        assert_eq!(tx.push(&mut out, &frame(60, 1)), Err(Refused::Full));
+        assert_eq!(tx.push(&mut out, &frame(1515, 1)), Err(Refused::Invalid));
+        assert_eq!(tx.push(&mut out, &frame(13, 1)), Err(Refused::Invalid));
+    }
+
+    #[test]
+    fn rx_delivers_every_packet_and_counts_the_bad() {
+        let mut xfer = Vec::new();
+        for (len, fill) in [(60usize, 1u8), (1514, 2), (13, 3), (100, 4)] {
+            xfer.extend_from_slice(
+                &Message::Packet {
+                    data: &frame(len, fill),
+                }
+                .to_vec(),
+            );
+        }
+        xfer.push(0); // pad byte
+        let mut rx = RndisRx::new(1514);
+        let mut drops = RxDrops::default();
+        let mut got = Vec::new();
+        rx.rx_fixup(&xfer, &mut |f| got.push((f.len(), f[0])), &mut drops);
+        assert_eq!(got, [(60, 1), (1514, 2), (100, 4)]);
+        assert_eq!(drops.bad_frame, 1);
+        assert_eq!(drops.bad_transfer, 0);
+        // A message whose length runs past the transfer ends it.
+        let mut bad = Message::Packet {
+            data: &frame(60, 1),
+        }
+        .to_vec();
+        bad.extend_from_slice(
+            &Message::Packet {
+                data: &frame(60, 2),
+            }
+            .to_vec(),
+        );
+        bad[104 + 4] = 0xff;
+        got.clear();
+        rx.rx_fixup(&bad, &mut |f| got.push((f.len(), f[0])), &mut drops);
+        assert_eq!(got, [(60, 1)]);
+        assert_eq!(drops.bad_transfer, 1);
+    }
+}
