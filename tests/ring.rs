@@ -85,6 +85,7 @@ fn bind(class: ClassKind) -> Binding {
             BusFacts {
                 max_packet: 512,
                 super_speed: false,
+                identity: 0,
             },
         )
         .unwrap()
@@ -490,6 +491,7 @@ fn ncm_bind_speaks_the_expected_control_requests() {
             BusFacts {
                 max_packet: 512,
                 super_speed: false,
+                identity: 0,
             },
         )
         .unwrap();
@@ -520,6 +522,7 @@ fn ncm_bind_rejects_a_short_or_useless_ntb_parameter_reply() {
             BusFacts {
                 max_packet: 512,
                 super_speed: false,
+                identity: 0,
             },
         );
         let e = r.err().unwrap_or_else(|| panic!("accepted {reply:x?}"));
@@ -652,6 +655,7 @@ fn subset_bind_sends_no_control_request_and_has_carrier_from_the_start() {
             BusFacts {
                 max_packet: 512,
                 super_speed: false,
+                identity: 0,
             },
         )
         .unwrap();
@@ -664,6 +668,7 @@ fn subset_bind_sends_no_control_request_and_has_carrier_from_the_start() {
     let bus = BusFacts {
         max_packet: 512,
         super_speed: false,
+        identity: 0,
     };
     let a = driver_for(ClassKind::Subset)
         .unwrap()

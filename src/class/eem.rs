@@ -53,8 +53,8 @@ impl ClassDriver for Eem {
         bus: BusFacts,
     ) -> Result<Binding, BindError> {
         let seed = format!(
-            "eem:{}:{}:{}",
-            func.configuration, func.data_interface, func.bulk_in
+            "eem:{:016x}:{}:{}:{}",
+            bus.identity, func.configuration, func.data_interface, func.bulk_in
         );
         let mac = derived_mac(&seed);
         let mtu = 1500u32;

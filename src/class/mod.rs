@@ -176,6 +176,18 @@ pub struct BusFacts {
     pub max_packet: usize,
     /// Whether the device runs at SuperSpeed or faster.
     pub super_speed: bool,
+    /// A stable hash of which device this is and where (bus-port path, VID:PID, serial
+    /// number), mixed into derived MACs: two identical dongles get different MACs, and a
+    /// dongle keeps its MAC across replugs into the same port. 0 when unknown (tests).
+    pub identity: u64,
+}
+
+/// [`BusFacts::identity`] from the device's bus-port path, VID:PID and serial number.
+pub fn device_identity(port_path: &str, vid_pid: &str, serial: Option<&str>) -> u64 {
+    u64::from_le_bytes(derived_mac_bytes(&format!(
+        "{port_path}|{vid_pid}|{}",
+        serial.unwrap_or("")
+    )))
 }
 
 /// One network class.
@@ -223,15 +235,19 @@ pub fn parse_mac_string(s: &str) -> Option<Mac> {
 /// A stable locally administered MAC derived from `seed` (e.g. the bus-port path and serial),
 /// for devices that report none.
 pub fn derived_mac(seed: &str) -> Mac {
-    // FNV-1a 64: stable across runs and versions, which is all this needs.
+    let b = derived_mac_bytes(seed);
+    // Locally administered (bit 1), unicast (bit 0 clear).
+    [(b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5]]
+}
+
+/// FNV-1a 64 of `seed`: stable across runs and versions, which is all this needs.
+fn derived_mac_bytes(seed: &str) -> [u8; 8] {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in seed.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    let b = h.to_le_bytes();
-    // Locally administered (bit 1), unicast (bit 0 clear).
-    [(b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5]]
+    h.to_le_bytes()
 }
 
 /// The MAC from the function's iMACAddress string, or a derived one.
@@ -284,6 +300,20 @@ mod tests {
         assert_eq!(a[0] & 0x03, 0x02);
         assert_eq!(a, derived_mac("1-1:serial"));
         assert_ne!(a, derived_mac("1-2:serial"));
+    }
+
+    #[test]
+    fn device_identity_tells_ports_and_serials_apart() {
+        let a = device_identity("1-1", "0525:a4a2", Some("123"));
+        assert_eq!(a, device_identity("1-1", "0525:a4a2", Some("123")));
+        assert_ne!(a, device_identity("1-2", "0525:a4a2", Some("123")));
+        assert_ne!(a, device_identity("1-1", "0525:a4a2", Some("124")));
+        assert_ne!(a, device_identity("1-1", "0525:a4a2", None));
+        let mac = |id: u64| derived_mac(&format!("eem:{id:016x}:1:0:129"));
+        assert_ne!(
+            mac(a),
+            mac(device_identity("1-2", "0525:a4a2", Some("123")))
+        );
     }
 
     #[test]

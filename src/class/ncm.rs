@@ -69,7 +69,10 @@ impl ClassDriver for Ncm {
                 ),
             });
         }
-        let seed = format!("ncm:{}:{}", func.configuration, func.data_interface);
+        let seed = format!(
+            "ncm:{:016x}:{}:{}",
+            bus.identity, func.configuration, func.data_interface
+        );
         let (mac, mac_source) = mac_from_function(&**ctl, func, &seed);
         let mtu = mtu_from_segment_size(func.max_segment_size);
         let max_frame = mtu as usize + ETH_HLEN;

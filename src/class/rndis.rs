@@ -319,12 +319,12 @@ impl ClassDriver for Rndis {
                     }
                     _ => {
                         log::warn!("RNDIS permanent address {info:02x?} unusable; deriving one");
-                        derived(func)
+                        derived(func, bus)
                     }
                 },
                 Err(st) => {
                     log::warn!("RNDIS permanent address query failed ({st:#010x}); deriving one");
-                    derived(func)
+                    derived(func, bus)
                 }
             };
 
@@ -424,10 +424,10 @@ impl ClassDriver for Rndis {
     }
 }
 
-fn derived(func: &NetFunction) -> (Mac, String) {
+fn derived(func: &NetFunction, bus: BusFacts) -> (Mac, String) {
     let seed = format!(
-        "rndis:{}:{}:{}",
-        func.configuration, func.data_interface, func.bulk_in
+        "rndis:{:016x}:{}:{}:{}",
+        bus.identity, func.configuration, func.data_interface, func.bulk_in
     );
     (derived_mac(&seed), "derived (locally administered)".into())
 }
@@ -699,6 +699,7 @@ mod tests {
     const BUS: BusFacts = BusFacts {
         max_packet: 512,
         super_speed: false,
+        identity: 0,
     };
 
     #[test]

@@ -51,8 +51,8 @@ impl ClassDriver for Subset {
             });
         }
         let seed = format!(
-            "subset:{}:{}:{}",
-            func.configuration, func.data_interface, func.bulk_in
+            "subset:{:016x}:{}:{}:{}",
+            bus.identity, func.configuration, func.data_interface, func.bulk_in
         );
         let (mac, mac_source) = mac_from_function(&**ctl, func, &seed);
         let mtu = mtu_from_segment_size(func.max_segment_size);

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use nusb::transfer::{ControlIn, ControlOut, ControlType, Recipient, TransferError};
+use nusb::transfer::TransferError;
 use nusb::MaybeFuture;
 
 /// Where usbfs device nodes live.
@@ -345,64 +345,6 @@ pub trait Control: Send + Sync {
     ) -> Result<(), TransferError>;
     /// String descriptor `index`, decoded; `None` when absent or unreadable.
     fn string(&self, index: u8) -> Option<String>;
-}
-
-/// [`Control`] over a claimed nusb interface.
-pub struct NusbControl {
-    /// The claimed interface the requests go through.
-    pub interface: nusb::Interface,
-    /// The device, for string descriptors.
-    pub device: nusb::Device,
-}
-
-impl Control for NusbControl {
-    fn class_in(
-        &self,
-        request: u8,
-        value: u16,
-        interface: u8,
-        length: u16,
-    ) -> Result<Vec<u8>, TransferError> {
-        self.interface
-            .control_in(
-                ControlIn {
-                    control_type: ControlType::Class,
-                    recipient: Recipient::Interface,
-                    request,
-                    value,
-                    index: interface.into(),
-                    length,
-                },
-                CONTROL_TIMEOUT,
-            )
-            .wait()
-    }
-
-    fn class_out(
-        &self,
-        request: u8,
-        value: u16,
-        interface: u8,
-        data: &[u8],
-    ) -> Result<(), TransferError> {
-        self.interface
-            .control_out(
-                ControlOut {
-                    control_type: ControlType::Class,
-                    recipient: Recipient::Interface,
-                    request,
-                    value,
-                    index: interface.into(),
-                    data,
-                },
-                CONTROL_TIMEOUT,
-            )
-            .wait()
-    }
-
-    fn string(&self, index: u8) -> Option<String> {
-        read_string(&self.device, index)
-    }
 }
 
 #[cfg(test)]
