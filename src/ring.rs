@@ -516,6 +516,17 @@ impl RxState {
         Ok(worked)
     }
 
+    /// A completion was reaped into user space by another pipe's poll and waits there
+    /// (the fd no longer reports it): step again before sleeping.
+    fn has_completion(&self) -> bool {
+        self.side.bulk_in.has_completion()
+            || self
+                .side
+                .interrupt
+                .as_ref()
+                .is_some_and(|i| i.has_completion())
+    }
+
     /// Let `sleeper` wake on this side's pipes' fds.
     fn watch(&self, sleeper: &mut Sleeper) {
         sleeper.watch(self.side.bulk_in.as_ref());
@@ -580,6 +591,18 @@ struct TxStep {
 }
 
 impl TxState {
+    /// Whether OUT completions are left uncollected for now: only once half the slots are
+    /// in flight (or a frame waits, or a halt is pending) is the endpoint polled.
+    fn lazy(&self) -> bool {
+        self.free.len() * 2 > self.slots && self.carry.is_none() && !self.halting
+    }
+
+    /// An OUT completion the next step would take waits in user space (see
+    /// [`RxState::has_completion`]).
+    fn wants_completion(&self) -> bool {
+        !self.lazy() && self.side.bulk_out.has_completion()
+    }
+
     fn new(side: TxSide, cfg: RingConfig) -> TxState {
         let slots = cfg.tx_queue.max(1);
         TxState {
@@ -604,10 +627,10 @@ impl TxState {
     fn step(&mut self, waker: &Waker, stats: &Stats, stop: &Stop) -> Result<TxStep, Exit> {
         let mut worked = false;
         // 1. Completions free slots. They are collected lazily: only once half the slots
-        // are in flight (or a frame waits, or a halt is pending) is the endpoint polled,
-        // and so only then is a completion allowed to wake us. Light traffic (ACKs) then
-        // costs no wake-up per OUT transfer.
-        let lazy = self.free.len() * 2 > self.slots && self.carry.is_none() && !self.halting;
+        // are in flight (or a frame waits, or a halt is pending) is the endpoint polled.
+        // Light traffic (ACKs) then costs no collection per OUT transfer (and, with a
+        // waker-driven pipe, no wake-up either; a usbfs fd wakes for any completion).
+        let lazy = self.lazy();
         while let Some(c) = (!lazy)
             .then(|| next(self.side.bulk_out.as_mut(), waker))
             .flatten()
@@ -803,7 +826,7 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
             (Err(e), _) | (_, Err(e)) => break e,
             (Ok(rw), Ok(t)) => (rw, t),
         };
-        if !rw && !t.worked {
+        if !rw && !t.worked && !rx.has_completion() && !tx.wants_completion() {
             let net = tx.side.net.clone();
             let woken = sleeper.sleep(stop, t.room.then_some(&*net), None);
             Stats::add(&stats.wakeups, 1);
@@ -835,6 +858,7 @@ pub fn run_rx(side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
         match rx.step(&sleeper.waker, stats, stop) {
             Err(e) => break e,
             Ok(true) => {}
+            Ok(false) if rx.has_completion() => {}
             Ok(false) => {
                 let woken = sleeper.sleep(stop, None, None);
                 if woken.stop {
@@ -861,7 +885,7 @@ pub fn run_tx(side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
     let exit = loop {
         match tx.step(&sleeper.waker, stats, stop) {
             Err(e) => break e,
-            Ok(t) if t.worked => {}
+            Ok(t) if t.worked || tx.wants_completion() => {}
             Ok(t) => {
                 let net = tx.side.net.clone();
                 let woken = sleeper.sleep(stop, t.room.then_some(&*net), None);

@@ -538,6 +538,9 @@ impl Pipe for UsbfsPipe {
         let mut reaped = self.dev.lock();
         self.dev.reap_all(&mut reaped);
     }
+    fn has_completion(&self) -> bool {
+        self.pending > 0 && !self.dev.lock().queues[ep_index(self.address)].is_empty()
+    }
 }
 
 impl Drop for UsbfsPipe {
