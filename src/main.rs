@@ -69,6 +69,14 @@ struct RunArgs {
     #[arg(long, default_value_t = -10, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-20..=19))]
     nice: i32,
+    /// Record what crosses the bus into this pcap file (tshark/Wireshark read it; no root
+    /// or usbmon needed).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// What --pcap records: usb (every transfer, usbmon format) or ethernet (the frames).
+    #[arg(long, value_name = "LINK", default_value = "usb", requires = "pcap",
+          value_parser = ["usb", "ethernet"])]
+    pcap_link: String,
     /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(long, short = 'v', action = clap::ArgAction::Count)]
     verbose: u8,
@@ -172,6 +180,8 @@ fn cmd_run(a: RunArgs) -> CmdResult {
         no_offload: a.no_offload,
         nice: a.nice,
         stats_dir: a.stats_dir,
+        pcap: a.pcap,
+        pcap_link: a.pcap_link.parse()?,
     };
     if let Some(n) = &opts.ifname {
         if n.is_empty() || n.len() > 15 || n.contains('/') || n.contains(char::is_whitespace) {
