@@ -75,7 +75,7 @@ while [ $i -lt $CYCLES ]; do
 	start_times="$start_times $d_start"
 	ready_times="$ready_times $d_ready"
 	link_times="$link_times $d_link"
-	log "cycle $i: enumerated ${t_enum}s after plug; unit starting ${d_start}s after plug, READY=1 ${d_ready}s after that; usbnetd logged link up ${d_link}s, $TAP carrier seen ${t_carrier}s after plug"
+	log "cycle $i: enumerated ${t_enum}s after plug; unit starting ${d_start}s after plug, READY=1 ${d_ready}s after that; usbnetd logged link up ${d_link}s; $TAP up (systemd-networkd, once udev has processed the new link) with carrier ${t_carrier}s after plug"
 	if [ $i = 1 ]; then
 		log "instance: usbnetd@$inst.service"
 		pid=$(sd_main_pid $inst)
@@ -113,7 +113,7 @@ while [ $i -lt $CYCLES ]; do
 done
 med() { echo $* | tr ' ' '\n' | sed '/^$/d; /^-$/d' | sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
 mx() { echo $* | tr ' ' '\n' | sed '/^$/d; /^-$/d' | sort -g | tail -1; }
-log "plug -> carrier up (s):$carrier_times"
+log "plug -> interface up with carrier (s):$carrier_times"
 log "unplug -> unit stopped (s):$stop_times"
 check "$clean of $CYCLES cycles clean" [ $clean = $CYCLES ]
 
