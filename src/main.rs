@@ -34,12 +34,26 @@ enum Cmd {
     List,
     /// Counters of running instances.
     Stats(StatsArgs),
+    /// Write the man pages or the shell completions into DIR (used by tools/package).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// man: usbnetd.1 and usbnetd-SUBCOMMAND.1; completions: usbnetd.bash, _usbnetd (zsh),
+    /// usbnetd.fish.
+    #[arg(value_parser = ["man", "completions"])]
+    what: String,
+    /// Output directory (created if missing).
+    dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// Device: VID:PID, bus-port path (1-1.2) or /dev/bus/usb/BBB/DDD. Default: the first
-    /// USB network function present.
+    /// Device: VID:PID, bus-port path (1-1.2), /dev/bus/usb/BBB/DDD or a sysfs device path
+    /// (/sys/devices/.../1-1.2, as the systemd unit passes it). Default: the first USB
+    /// network function present.
     #[arg(long, short = 'd')]
     device: Option<String>,
     /// Interface name. Default: enx + the MAC's 12 hex digits.
@@ -69,6 +83,14 @@ struct RunArgs {
     #[arg(long, default_value_t = -10, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-20..=19))]
     nice: i32,
+    /// Record what crosses the bus into this pcap file (tshark/Wireshark read it; no root
+    /// or usbmon needed).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// What --pcap records: usb (every transfer, usbmon format) or ethernet (the frames).
+    #[arg(long, value_name = "LINK", default_value = "usb", requires = "pcap",
+          value_parser = ["usb", "ethernet"])]
+    pcap_link: String,
     /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(long, short = 'v', action = clap::ArgAction::Count)]
     verbose: u8,
@@ -136,6 +158,7 @@ fn main() -> ExitCode {
             cmd_list()
         }
         Some(Cmd::Stats(a)) => cmd_stats(a),
+        Some(Cmd::Generate(a)) => cmd_generate(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -172,6 +195,8 @@ fn cmd_run(a: RunArgs) -> CmdResult {
         no_offload: a.no_offload,
         nice: a.nice,
         stats_dir: a.stats_dir,
+        pcap: a.pcap,
+        pcap_link: a.pcap_link.parse()?,
     };
     if let Some(n) = &opts.ifname {
         if n.is_empty() || n.len() > 15 || n.contains('/') || n.contains(char::is_whitespace) {
@@ -402,6 +427,79 @@ fn cmd_stats(a: StatsArgs) -> CmdResult {
             _ => serde_json::Value::Object(all),
         };
         out!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    Ok(0)
+}
+
+/// Sections of the main man page that clap does not know about.
+const MAN_EXTRA: &str = r#".SH "EXIT STATUS"
+.TP
+0
+stopped by SIGINT or SIGTERM
+.TP
+1
+could not start (the message names the fix)
+.TP
+3
+the device was unplugged
+.TP
+4
+the datapath failed (repeated transfer errors, TAP I/O error)
+.SH FILES
+.TP
+/run/usbnetd/IFNAME.json
+live counters of each running instance, read by \fBusbnetd stats\fR
+.TP
+/usr/lib/udev/rules.d/90-usbnetd.rules
+gives group usbnetd the USB network devices and starts usbnetd@.service on plug;
+an earlier rule setting ENV{USBNETD_IGNORE}="1" leaves a device to the kernel
+.TP
+/usr/lib/systemd/system/usbnetd@.service
+one instance per plugged device, as user usbnetd with CAP_NET_ADMIN only
+.SH "SEE ALSO"
+\fBsystemd.network\fR(5), \fBtshark\fR(1), \fBudev\fR(7)
+"#;
+
+fn cmd_generate(a: GenerateArgs) -> CmdResult {
+    use clap::CommandFactory;
+    let dir = &a.dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let write_err =
+        |p: &std::path::Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
+    let mut cmd = Cli::command();
+    cmd.build();
+    match a.what.as_str() {
+        "man" => {
+            let path = dir.join("usbnetd.1");
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd.clone())
+                .render(&mut page)
+                .map_err(|e| write_err(&path, e))?;
+            page.extend_from_slice(MAN_EXTRA.as_bytes());
+            std::fs::write(&path, page).map_err(|e| write_err(&path, e))?;
+            out!("{}", path.display());
+            for sub in cmd
+                .get_subcommands()
+                .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+            {
+                let name = format!("usbnetd-{}", sub.get_name());
+                let path = dir.join(format!("{name}.1"));
+                let mut page = Vec::new();
+                clap_mangen::Man::new(sub.clone().name(name.clone()))
+                    .render(&mut page)
+                    .map_err(|e| write_err(&path, e))?;
+                std::fs::write(&path, page).map_err(|e| write_err(&path, e))?;
+                out!("{}", path.display());
+            }
+        }
+        _ => {
+            use clap_complete::Shell;
+            for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+                let path = clap_complete::generate_to(shell, &mut cmd, "usbnetd", dir)
+                    .map_err(|e| write_err(dir, e))?;
+                out!("{}", path.display());
+            }
+        }
     }
     Ok(0)
 }

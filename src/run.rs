@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::class::{self, BindError, BusFacts};
 use crate::descriptor;
+use crate::pcap::{wrap_pipe, XferType};
 use crate::probe::{self, ClassKind, NetFunction};
 use crate::ring::{self, Exit, RingConfig, RxSide, Stop, TxSide};
 use crate::stats::Stats;
@@ -50,6 +51,10 @@ pub struct RunOptions {
     pub nice: i32,
     /// Directory for the stats file.
     pub stats_dir: PathBuf,
+    /// Record what crosses the bus (or the frames) into this pcap file.
+    pub pcap: Option<PathBuf>,
+    /// What `pcap` records.
+    pub pcap_link: crate::pcap::PcapLink,
 }
 
 /// Everything that can stop `run` before the datapath starts.
@@ -270,6 +275,8 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
     }
     let devname = format!("{} ({})", dev.port_path, dev.vid_pid());
     log::info!("{devname}: driving {} ({reason})", func.class);
+    let rec = crate::pcap::for_device(opts.pcap.as_deref(), opts.pcap_link, &dev)
+        .map_err(RunError::Setup)?;
     let mut driver = class::driver_for(func.class).map_err(|source| RunError::Bind {
         class: func.class,
         source,
@@ -337,9 +344,12 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
     }
 
     // Class bind.
-    let ctl: Arc<dyn usb::Control> = Arc::new(UsbfsControl {
-        dev: device.clone(),
-    });
+    let ctl: Arc<dyn usb::Control> = Arc::new(crate::pcap::RecordingControl::new(
+        UsbfsControl {
+            dev: device.clone(),
+        },
+        rec.as_ref(),
+    ));
     let speed = device.speed();
     let bus = BusFacts {
         max_packet: usize::from(func.max_packet_size).max(1),
@@ -352,6 +362,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             class: func.class,
             source,
         })?;
+    let binding = crate::pcap::wrap_binding(binding, rec.as_ref());
     let unbind = |driver: &mut Box<dyn class::ClassDriver>| driver.unbind(&*ctl, &func);
     let result = (|| {
         if func.data_alt_setting != 0 {
@@ -416,19 +427,21 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             cfg.tx_queue,
             cfg.tx_transfer_size,
         );
+        crate::sdnotify::ready(&format!("{} up on {devname}", tap.name()));
         let stats = Arc::new(Stats::default());
         let stats_file = StatsFile::new(&opts.stats_dir, tap.name());
         let exit = std::thread::scope(|s| {
             let rx = RxSide {
-                bulk_in: Box::new(bulk_in),
-                interrupt: interrupt.map(|i| Box::new(i) as Box<dyn usb::Pipe>),
+                bulk_in: wrap_pipe(Box::new(bulk_in), XferType::Bulk, rec.as_ref()),
+                interrupt: interrupt
+                    .map(|i| wrap_pipe(Box::new(i), XferType::Interrupt, rec.as_ref())),
                 rx: binding.rx,
                 status: binding.status,
                 net: tap.file(),
                 on_carrier: Box::new(tap.carrier_setter()),
             };
             let tx = TxSide {
-                bulk_out: Box::new(bulk_out),
+                bulk_out: wrap_pipe(Box::new(bulk_out), XferType::Bulk, rec.as_ref()),
                 tx: binding.tx,
                 net: tap.file(),
             };
@@ -450,6 +463,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             ring.join()
                 .unwrap_or(Exit::Failed("ring thread panicked".into()))
         });
+        crate::sdnotify::stopping(&format!("{}: {}", tap.name(), ring::describe(&exit)));
         stats_file.write(&stats.snapshot());
         let snap = stats.snapshot();
         log::info!(

@@ -32,7 +32,7 @@ pub enum UsbError {
     #[error("no USB bus on this machine: {USBFS_ROOT} does not exist (is usbfs mounted? in a container, pass the device through)")]
     NoUsbBus,
     /// A `--device` selector could not be parsed.
-    #[error("invalid device selector {0:?}: use VID:PID (0525:a4a2), a bus-port path (1-1.2) or /dev/bus/usb/BBB/DDD")]
+    #[error("invalid device selector {0:?}: use VID:PID (0525:a4a2), a bus-port path (1-1.2), /dev/bus/usb/BBB/DDD or a sysfs device path")]
     BadSelector(String),
     /// No device matched the selector.
     #[error("no USB device matches {0}: check `usbnetd list` or `lsusb` for the right VID:PID or bus-port")]
@@ -137,7 +137,11 @@ impl FromStr for Selector {
                 address: d.parse().map_err(|_| bad())?,
             });
         }
-        if let Some((v, p)) = s.split_once(':') {
+        // A sysfs device path (/sys/devices/.../1-1.2; systemd's %I drops the leading
+        // slash): the device's directory name is its bus-port path.
+        let sysfs = s.strip_prefix('/').unwrap_or(s).strip_prefix("sys/");
+        let port = sysfs.map_or(s, |p| p.rsplit('/').next().unwrap_or_default());
+        if let (Some((v, p)), None) = (s.split_once(':'), sysfs) {
             let parse = |x: &str| {
                 if x.is_empty() || x.len() > 4 {
                     return Err(bad());
@@ -147,12 +151,12 @@ impl FromStr for Selector {
             return Ok(Selector::VidPid(parse(v)?, parse(p)?));
         }
         // bus-port: digits, '-', then digits separated by '.'
-        let (bus, ports) = s.split_once('-').ok_or_else(bad)?;
+        let (bus, ports) = port.split_once('-').ok_or_else(bad)?;
         let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
         if !digits(bus) || !ports.split('.').all(digits) {
             return Err(bad());
         }
-        Ok(Selector::Port(s.to_string()))
+        Ok(Selector::Port(port.to_string()))
     }
 }
 
@@ -365,8 +369,22 @@ mod tests {
             "/dev/bus/usb/001/004".parse::<Selector>().unwrap(),
             Selector::Node { bus: 1, address: 4 }
         );
+        assert_eq!(
+            "/sys/devices/platform/dummy_hcd.0/usb1/1-1"
+                .parse::<Selector>()
+                .unwrap(),
+            Selector::Port("1-1".into())
+        );
+        assert_eq!(
+            "sys/devices/pci0000:00/0000:00:14.0/usb2/2-1/2-1.4"
+                .parse::<Selector>()
+                .unwrap(),
+            Selector::Port("2-1.4".into())
+        );
         for bad in [
             "",
+            "/sys/devices/platform/dummy_hcd.0/usb1",
+            "/sys/",
             "xyz",
             "1-",
             "1-a",

@@ -381,12 +381,22 @@ stop_usbnetd() {
 # Between scenarios (run by the runner): kill every user process but init and
 # the runner, remove gadgets, namespaces and lab addresses.
 lab_cleanup() {
-	for _p in /proc/[0-9]*; do
-		_n=${_p#/proc/}
-		[ "$_n" = 1 ] || [ "$_n" = $$ ] && continue
-		[ -s $_p/cmdline ] || continue # kernel thread
-		kill -KILL $_n 2>/dev/null
-	done
+	if [ "${LAB_GUEST:-}" = systemd ]; then
+		# systemd guest: stop the instances, then kill what the scenario left in the
+		# runner's unit (all but the runner and its parent, lab-runner.service's script)
+		systemctl stop 'usbnetd@*' 2>/dev/null
+		for _n in $(cat /sys/fs/cgroup/system.slice/lab-runner.service/cgroup.procs 2>/dev/null); do
+			[ "$_n" = $$ ] || [ "$_n" = $PPID ] || kill -KILL $_n 2>/dev/null
+		done
+		rm -f /etc/systemd/network/50-lab-*.network
+	else
+		for _p in /proc/[0-9]*; do
+			_n=${_p#/proc/}
+			[ "$_n" = 1 ] || [ "$_n" = $$ ] && continue
+			[ -s $_p/cmdline ] || continue # kernel thread
+			kill -KILL $_n 2>/dev/null
+		done
+	fi
 	for _g in $G/*; do
 		[ -d "$_g" ] && gadget_remove "$_g"
 	done
@@ -409,3 +419,91 @@ lab_cleanup() {
 	rm -f /tmp/iperf* /tmp/lab-*
 	echo "cleanup: done"
 }
+
+# ------------------------------------------------------ systemd guest ----
+# sd-* scenarios: Debian with systemd as init, usbnetd installed from its .deb.
+
+# sd_prepare: both dummy_hcd buses (dummy_udc.0 -> bus 1, dummy_udc.1 -> bus 2), gadget
+# functions, configfs
+sd_prepare() {
+	[ "${LAB_GUEST:-}" = systemd ] || die "the sd-* scenarios run in the systemd guest"
+	[ -e /sys/class/udc/dummy_udc.1 ] || modprobe dummy_hcd num=2 || die "modprobe dummy_hcd num=2"
+	modprobe libcomposite && modprobe usb_f_ncm || die "modprobe libcomposite usb_f_ncm"
+	grep -q ' /sys/kernel/config ' /proc/mounts || mount -t configfs configfs /sys/kernel/config
+	[ -e /sys/class/udc/dummy_udc.1 ] || die "no dummy_udc.1 after modprobe dummy_hcd num=2"
+	log "udcs: $(ls /sys/class/udc | tr '\n' ' ')"
+}
+
+# sd_install: dpkg -i the package the host built (tools/package), as a user would
+sd_install() {
+	[ -f /mnt/bin/usbnetd.deb ] || die "no usbnetd.deb in the share"
+	if dpkg-query -W -f='${Status}' usbnetd 2>/dev/null | grep 'install ok installed' >/dev/null; then
+		log "usbnetd package already installed"
+		return 0
+	fi
+	_t=$(now_s)
+	dpkg -i /mnt/bin/usbnetd.deb > /tmp/lab-dpkg.log 2>&1 || { cat /tmp/lab-dpkg.log; die "dpkg -i usbnetd.deb failed"; }
+	sed 's/^/  dpkg: /' /tmp/lab-dpkg.log
+	log "dpkg -i took $(awk -v a=$_t -v b=$(now_s) 'BEGIN{printf "%.1f", b-a}')s"
+}
+
+# sd_network NAME MAC ADDRESS/PREFIX: systemd-networkd gives the interface with MAC an
+# address (the hand-off to the network manager of the machine)
+sd_network() {
+	mkdir -p /etc/systemd/network
+	printf '[Match]\nMACAddress=%s\nDriver=tun\n\n[Network]\nAddress=%s\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n' \
+		"$2" "$3" > /etc/systemd/network/50-lab-$1.network
+}
+
+sd_networkd_start() {
+	systemctl restart systemd-networkd || die "systemd-networkd does not start"
+	log "systemd-networkd: $(systemctl is-active systemd-networkd)"
+}
+
+# sd_gadget NAME HOSTMAC DEVMAC SERIAL: an NCM gadget at $G/NAME (not plugged)
+sd_gadget() {
+	_g=$G/$1
+	mkdir $_g || die "mkdir $_g"
+	echo 0x1d6b > $_g/idVendor
+	echo 0x0104 > $_g/idProduct
+	echo 0x0101 > $_g/bcdDevice
+	echo 0x0200 > $_g/bcdUSB
+	mkdir $_g/strings/0x409
+	echo "usbnetd lab" > $_g/strings/0x409/manufacturer
+	echo "usbnetd lab ncm gadget $1" > $_g/strings/0x409/product
+	echo "$4" > $_g/strings/0x409/serialnumber
+	mkdir $_g/configs/c.1
+	echo 100 > $_g/configs/c.1/MaxPower
+	mkdir $_g/functions/ncm.usb0 || die "cannot create an NCM function"
+	echo $3 > $_g/functions/ncm.usb0/dev_addr
+	echo $2 > $_g/functions/ncm.usb0/host_addr
+	ln -s $_g/functions/ncm.usb0 $_g/configs/c.1/
+}
+
+# the instance usbnetd@.service gets for the device at bus-port $1
+sd_instance() { systemd-escape -p "$(readlink -f $USBDEV/$1)"; }
+sd_unit_active() { [ "$(systemctl is-active "usbnetd@$(sd_instance $1).service" 2>/dev/null)" = active ]; }
+sd_unit_inactive() { ! systemctl is-active --quiet "usbnetd@$1.service"; }
+sd_unit_not_failed() { ! systemctl is-failed --quiet "usbnetd@$1.service"; }
+# monotonic time (s since boot) of the last journal line of unit $1 that contains $2
+sd_journal_t() {
+	journalctl -o short-monotonic --no-pager -u "$1" 2>/dev/null | grep -F "$2" | tail -1 |
+		sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'
+}
+# the same, waiting up to 5 s for a line later than $3; "-" when none comes
+sd_journal_after() {
+	_k=0
+	while [ $_k -lt 25 ]; do
+		_t=$(sd_journal_t "$1" "$2")
+		[ -n "$_t" ] && awk -v t=$_t -v a=$3 'BEGIN{exit !(t >= a)}' && { echo $_t; return 0; }
+		sleep 0.2
+		_k=$((_k + 1))
+	done
+	echo -
+}
+sd_main_pid() { systemctl show -p MainPID --value "usbnetd@$1.service"; }
+carrier_up() { [ "$(cat /sys/class/net/$1/carrier 2>/dev/null)" = 1 ]; }
+no_usbnetd_running() { [ -z "$(pgrep -x usbnetd)" ]; }
+tap_name() { echo "enx$(echo $1 | tr -d :)"; }
+# seconds since $1 (from now_s)
+since() { awk -v a=$1 -v b=$(now_s) 'BEGIN{printf "%.2f", b-a}'; }
