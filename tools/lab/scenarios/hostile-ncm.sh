@@ -32,7 +32,8 @@ hostile_start() {
 	wait_for 10 usbdev_ready || { tail -5 $HLOG; die "hostile device ($*) not enumerated within 10 s"; }
 }
 hostile_stop() {
-	echo quit > $FIFO
+	# a FIFO without a reader blocks its writer: never wait on a device that is gone
+	timeout 2 sh -c "echo quit > $FIFO"
 	wait_for 3 sh -c "! test -d /proc/$HPID" || kill -KILL $HPID 2>/dev/null
 	wait $HPID 2>/dev/null
 	wait_for 5 sh -c "! test -e $USBDEV/$GADGET_PORT" || fail "hostile device still present after quit"
@@ -40,7 +41,7 @@ hostile_stop() {
 # hcmd CMD...: send a command, wait for its "done" line; sets HDONE
 hcmd() {
 	_n=$(grep -c '^hostile: done' $HLOG)
-	echo "$*" > $FIFO
+	timeout 2 sh -c "echo '$*' > $FIFO" || { HDONE="device gone"; return 1; }
 	wait_for 20 sh -c "[ \$(grep -c '^hostile: done' $HLOG) -gt $_n ]" || { HDONE="timeout"; return 1; }
 	HDONE=$(grep '^hostile: done' $HLOG | tail -1)
 }
