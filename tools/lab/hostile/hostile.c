@@ -750,9 +750,10 @@ static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void on_usr1(int sig) { (void)sig; }
 
+static __thread struct watch *mine;
+
 static struct watch *watch_slot(void)
 {
-	static __thread struct watch *mine;
 	int i;
 	if (mine)
 		return mine;
@@ -768,6 +769,18 @@ static struct watch *watch_slot(void)
 	if (!mine)
 		die("too many writer threads");
 	return mine;
+}
+
+/* Gives the calling thread's slot back (short-lived writer threads). */
+static void watch_release(void)
+{
+	pthread_mutex_lock(&watch_lock);
+	if (mine) {
+		mine->armed = 0;
+		mine->thread = 0;
+		mine = NULL;
+	}
+	pthread_mutex_unlock(&watch_lock);
 }
 
 static ssize_t timed_write(int fd, const void *b, size_t len, int ms)
@@ -1099,6 +1112,8 @@ static void *connect_notifier(void *arg)
 {
 	(void)arg;
 	send_connect();
+	/* one of these per SET_INTERFACE: a slot kept per thread ran out after a few */
+	watch_release();
 	return NULL;
 }
 
