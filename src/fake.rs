@@ -269,7 +269,7 @@ impl Pipe for FakePipe {
             w.wake();
         }
     }
-    fn clear_halt(&mut self) -> Result<(), nusb::Error> {
+    fn clear_halt(&mut self) -> Result<(), TransferError> {
         let mut st = lock(&self.state);
         st.halted = false;
         st.halts_cleared += 1;

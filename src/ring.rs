@@ -130,6 +130,17 @@ impl Wake for EventFdWaker {
 struct Sleeper {
     efd: Arc<EventFdWaker>,
     waker: Waker,
+    /// fds of pipes reaped by this thread (usbfs): ready while a completion waits.
+    usb: Vec<Arc<OwnedFd>>,
+}
+
+/// What woke a sleep.
+#[derive(Debug, Clone, Copy, Default)]
+struct Woken {
+    /// The stop flag is set.
+    stop: bool,
+    /// A USB completion waits to be reaped.
+    usb: bool,
 }
 
 impl Sleeper {
@@ -137,30 +148,49 @@ impl Sleeper {
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         let efd = Arc::new(EventFdWaker(fd));
         let waker = Waker::from(efd.clone());
-        Ok(Sleeper { efd, waker })
+        Ok(Sleeper {
+            efd,
+            waker,
+            usb: Vec::new(),
+        })
+    }
+
+    /// Also wake when `pipe`'s fd (if it has one) reports a completion.
+    fn watch(&mut self, pipe: &dyn Pipe) {
+        if let Some(fd) = pipe.wait_fd() {
+            use std::os::fd::AsRawFd;
+            if !self.usb.iter().any(|f| f.as_raw_fd() == fd.as_raw_fd()) {
+                self.usb.push(fd);
+            }
+        }
     }
 
     /// Sleep until a completion wakes us, `stop` is set or `extra` is readable.
-    /// Returns (stop set, extra readable).
-    fn sleep(&self, stop: &Stop, extra: Option<&File>, timeout: Option<Duration>) -> (bool, bool) {
+    fn sleep(&self, stop: &Stop, extra: Option<&File>, timeout: Option<Duration>) -> Woken {
         let ts = timeout.map(|d| rustix::time::Timespec {
             tv_sec: d.as_secs() as _,
             tv_nsec: d.subsec_nanos() as _,
         });
-        let mut fds = Vec::with_capacity(3);
+        let mut fds = Vec::with_capacity(3 + self.usb.len());
         fds.push(PollFd::new(&self.efd.0, PollFlags::IN));
         fds.push(PollFd::new(&stop.reader, PollFlags::IN));
+        for u in &self.usb {
+            fds.push(PollFd::new(&**u, PollFlags::OUT));
+        }
         if let Some(f) = extra {
             fds.push(PollFd::from_borrowed_fd(f.as_fd(), PollFlags::IN));
         }
         let _ = poll(&mut fds, ts.as_ref());
-        let stopped = !fds[1].revents().is_empty();
-        let extra_ready = fds.get(2).is_some_and(|f| !f.revents().is_empty());
+        let n = self.usb.len();
+        let woken = Woken {
+            stop: !fds[1].revents().is_empty(),
+            usb: fds[2..2 + n].iter().any(|f| !f.revents().is_empty()),
+        };
         if !fds[0].revents().is_empty() {
             let mut b = [0u8; 8];
             let _ = rustix::io::read(&self.efd.0, &mut b);
         }
-        (stopped, extra_ready)
+        woken
     }
 }
 
@@ -193,6 +223,7 @@ fn drain(pipe: &mut dyn Pipe, sleeper: &Sleeper, stop: &Stop) -> Vec<Completion>
             Some(c) => out.push(c),
             None => {
                 sleeper.sleep(stop, None, Some(Duration::from_millis(20)));
+                pipe.reap();
             }
         }
     }
@@ -435,7 +466,7 @@ impl RxState {
         if self.halting && self.side.bulk_in.pending() == 0 {
             match self.side.bulk_in.clear_halt() {
                 Ok(()) => Stats::add(&stats.stalls_cleared, 1),
-                Err(e) if e.kind() == nusb::ErrorKind::Disconnected => return Err(Exit::Unplugged),
+                Err(TransferError::Disconnected) => return Err(Exit::Unplugged),
                 Err(e) => log::warn!("clear halt on bulk IN failed: {e}"),
             }
             self.halting = false;
@@ -483,6 +514,14 @@ impl RxState {
             }
         }
         Ok(worked)
+    }
+
+    /// Let `sleeper` wake on this side's pipes' fds.
+    fn watch(&self, sleeper: &mut Sleeper) {
+        sleeper.watch(self.side.bulk_in.as_ref());
+        if let Some(int) = self.side.interrupt.as_ref() {
+            sleeper.watch(int.as_ref());
+        }
     }
 
     fn drain(&mut self, sleeper: &Sleeper, stop: &Stop) {
@@ -606,7 +645,7 @@ impl TxState {
         if self.halting && self.side.bulk_out.pending() == 0 {
             match self.side.bulk_out.clear_halt() {
                 Ok(()) => Stats::add(&stats.stalls_cleared, 1),
-                Err(e) if e.kind() == nusb::ErrorKind::Disconnected => return Err(Exit::Unplugged),
+                Err(TransferError::Disconnected) => return Err(Exit::Unplugged),
                 Err(e) => log::warn!("clear halt on bulk OUT failed: {e}"),
             }
             self.halting = false;
@@ -748,12 +787,14 @@ fn start_sleeper() -> Result<Sleeper, Exit> {
 /// thread hop between a received frame and the ACK it provokes, and lets one wake-up
 /// serve both directions.
 pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit {
-    let sleeper = match start_sleeper() {
+    let mut sleeper = match start_sleeper() {
         Ok(s) => s,
         Err(e) => return e,
     };
     let mut rx = RxState::new(rx, cfg);
     let mut tx = TxState::new(tx, cfg);
+    rx.watch(&mut sleeper);
+    sleeper.watch(tx.side.bulk_out.as_ref());
     rx.start();
     let exit = loop {
         let r = rx.step(&sleeper.waker, stats, stop);
@@ -764,9 +805,14 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
         };
         if !rw && !t.worked {
             let net = tx.side.net.clone();
-            let (stopped, _) = sleeper.sleep(stop, t.room.then_some(&*net), None);
-            if stopped {
+            let woken = sleeper.sleep(stop, t.room.then_some(&*net), None);
+            if woken.stop {
                 break Exit::Stopped;
+            }
+            if woken.usb {
+                // Completions may belong to a pipe the next steps do not poll (TX polls
+                // its completions lazily): move them to their queues so the fd calms.
+                rx.side.bulk_in.reap();
             }
         }
     };
@@ -777,19 +823,24 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
 
 /// Run the RX direction alone until stop, unplug or failure.
 pub fn run_rx(side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit {
-    let sleeper = match start_sleeper() {
+    let mut sleeper = match start_sleeper() {
         Ok(s) => s,
         Err(e) => return e,
     };
     let mut rx = RxState::new(side, cfg);
+    rx.watch(&mut sleeper);
     rx.start();
     let exit = loop {
         match rx.step(&sleeper.waker, stats, stop) {
             Err(e) => break e,
             Ok(true) => {}
             Ok(false) => {
-                if sleeper.sleep(stop, None, None).0 {
+                let woken = sleeper.sleep(stop, None, None);
+                if woken.stop {
                     break Exit::Stopped;
+                }
+                if woken.usb {
+                    rx.side.bulk_in.reap();
                 }
             }
         }
@@ -800,19 +851,24 @@ pub fn run_rx(side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
 
 /// Run the TX direction alone until stop, unplug or failure.
 pub fn run_tx(side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit {
-    let sleeper = match start_sleeper() {
+    let mut sleeper = match start_sleeper() {
         Ok(s) => s,
         Err(e) => return e,
     };
     let mut tx = TxState::new(side, cfg);
+    sleeper.watch(tx.side.bulk_out.as_ref());
     let exit = loop {
         match tx.step(&sleeper.waker, stats, stop) {
             Err(e) => break e,
             Ok(t) if t.worked => {}
             Ok(t) => {
                 let net = tx.side.net.clone();
-                if sleeper.sleep(stop, t.room.then_some(&*net), None).0 {
+                let woken = sleeper.sleep(stop, t.room.then_some(&*net), None);
+                if woken.stop {
                     break Exit::Stopped;
+                }
+                if woken.usb {
+                    tx.side.bulk_out.reap();
                 }
             }
         }

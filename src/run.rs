@@ -12,16 +12,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nusb::transfer::{Bulk, In, Interrupt, Out};
-use nusb::MaybeFuture;
-
 use crate::class::{self, BindError, BusFacts};
 use crate::descriptor;
 use crate::probe::{self, ClassKind, NetFunction};
 use crate::ring::{self, Exit, RingConfig, RxSide, Stop, TxSide};
 use crate::stats::Stats;
 use crate::tap::{self, Tap, TapConfig, TapError};
-use crate::usb::{self, NusbControl, Selector, UsbDevice, UsbError};
+use crate::usb::usbfs::{Device, Speed, UsbfsControl, UsbfsPipe};
+use crate::usb::{self, Selector, UsbDevice, UsbError};
 
 /// Exit status when the device was unplugged (systemd's unit lists it as a success).
 pub const EXIT_UNPLUGGED: i32 = 3;
@@ -158,23 +156,24 @@ pub fn select(sel: Option<&Selector>, class: Option<ClassKind>) -> Result<Target
 
 /// The claimed interfaces and how to hand the device back to the kernel.
 ///
-/// Interfaces are claimed without nusb's automatic re-attach: re-attaching as each interface
-/// is released lets the wrong driver win (QEMU's usb-net: `cdc_subset` matches the data
-/// interface by VID:PID and takes it before `cdc_ether` probes the control interface, whose
-/// probe then fails with EBUSY). Instead every interface is released first; then the
-/// configuration we found is restored if we changed it (which re-probes everything), or
-/// the control interface is re-attached first, so its driver claims the data interface as
-/// it expects, and the data interface after it.
+/// Re-attaching as each interface is released lets the wrong driver win (QEMU's usb-net:
+/// `cdc_subset` matches the data interface by VID:PID and takes it before `cdc_ether`
+/// probes the control interface, whose probe then fails with EBUSY). Instead every
+/// interface is released first; then the configuration we found is restored if we changed
+/// it (which re-probes everything), or the control interface is re-attached first, so its
+/// driver claims the data interface as it expects, and the data interface after it.
 struct Claimed {
-    device: nusb::Device,
-    data: Option<nusb::Interface>,
-    control: Option<nusb::Interface>,
+    dev: Arc<Device>,
+    /// Interfaces claimed, in claim order.
+    claimed: Vec<u8>,
+    /// The data interface, when it was moved off alt 0.
+    data_alt_set: Option<u8>,
     /// Interfaces to re-attach, control first.
     reattach: Vec<u8>,
     /// The configuration to restore, when we changed it.
     restore_config: Option<u8>,
-    /// The notification endpoint, read once more at hand-back.
-    notify_ep: Option<u8>,
+    /// The notification endpoint and its wMaxPacketSize, read once more at hand-back.
+    notify_ep: Option<(u8, usize)>,
 }
 
 impl Claimed {
@@ -183,34 +182,31 @@ impl Claimed {
     /// pipe empty and gets a fresh link-up. Left unread, the Linux NCM gadget kept the
     /// stale one in flight and cdc_ncm, re-bound after usbnetd, sometimes never saw carrier.
     fn read_stale_notifications(&self) {
-        let (Some(c), Some(addr)) = (&self.control, self.notify_ep) else {
+        use std::task::{Context, Poll, Waker};
+        let Some((addr, mps)) = self.notify_ep else {
             return;
         };
-        let Ok(mut ep) = c.endpoint::<Interrupt, In>(addr) else {
-            return;
-        };
-        let len = ep
-            .max_packet_size()
-            .max(16)
-            .next_multiple_of(ep.max_packet_size().max(1));
-        let mut buf = ep.allocate(len);
+        let mut ep = UsbfsPipe::interrupt(&self.dev, addr, mps);
+        let len = mps.max(16).next_multiple_of(mps.max(1));
+        let mut buf = usb::Pipe::allocate(&ep, len);
         buf.set_requested_len(len);
-        ep.submit(buf);
+        usb::Pipe::submit(&mut ep, buf);
         let deadline = std::time::Instant::now() + Duration::from_millis(100);
-        while let Some(c) =
-            ep.wait_next_complete(deadline.saturating_duration_since(std::time::Instant::now()))
-        {
-            if c.status.is_err() || std::time::Instant::now() >= deadline {
-                break;
+        let mut cx = Context::from_waker(Waker::noop());
+        while std::time::Instant::now() < deadline {
+            match usb::Pipe::poll_complete(&mut ep, &mut cx) {
+                Poll::Ready(c) if c.status.is_ok() => {
+                    log::debug!(
+                        "notification at hand-back: {:02x?}",
+                        &c.buffer[..c.actual_len.min(c.buffer.len())]
+                    );
+                    usb::Pipe::submit(&mut ep, c.buffer);
+                }
+                Poll::Ready(_) => break,
+                Poll::Pending => std::thread::sleep(Duration::from_millis(5)),
             }
-            log::debug!(
-                "notification at hand-back: {:02x?}",
-                &c.buffer[..c.actual_len.min(c.buffer.len())]
-            );
-            ep.submit(c.buffer);
         }
-        ep.cancel_all();
-        while ep.pending() > 0 && ep.wait_next_complete(Duration::from_millis(100)).is_some() {}
+        // Dropping the pipe discards what is still in flight and waits for it.
     }
 }
 
@@ -220,24 +216,25 @@ impl Drop for Claimed {
         // function sees the link go away and starts clean (fresh NETWORK_CONNECTION) for
         // the driver that binds next. (Without it, cdc_ncm re-bound after usbnetd sometimes
         // never got carrier from the Linux NCM gadget.)
-        if let Some(d) = &self.data {
-            if d.get_alt_setting() != 0 {
-                if let Err(e) = d.set_alt_setting(0).wait() {
-                    log::debug!("data interface back to alt 0: {e}");
-                }
-                self.read_stale_notifications();
+        if let Some(d) = self.data_alt_set {
+            if let Err(e) = self.dev.set_alt_setting(d, 0) {
+                log::debug!("data interface back to alt 0: {e}");
+            }
+            self.read_stale_notifications();
+        }
+        for &i in self.claimed.iter().rev() {
+            if let Err(e) = self.dev.release(i) {
+                log::debug!("release interface {i}: {e}");
             }
         }
-        drop(self.data.take());
-        drop(self.control.take());
         if let Some(cfg) = self.restore_config {
-            match self.device.set_configuration(cfg).wait() {
+            match self.dev.set_configuration(cfg) {
                 Ok(()) => return,
                 Err(e) => log::warn!("could not restore configuration {cfg}: {e}"),
             }
         }
         for &i in &self.reattach {
-            match self.device.attach_kernel_driver(i) {
+            match self.dev.attach_kernel_driver(i) {
                 Ok(()) => log::debug!("interface {i} handed back to the kernel"),
                 // Busy: the control interface's driver already took it.
                 Err(e) => log::debug!("re-attach interface {i}: {e}"),
@@ -246,14 +243,25 @@ impl Drop for Claimed {
     }
 }
 
+/// Map an OS error from operation `what` on `device` to a user-facing error.
+fn os_err(what: &str, device: &str, e: std::io::Error) -> UsbError {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => UsbError::PermissionDenied(device.to_string()),
+        Some(libc::ENODEV) => UsbError::Disconnected(device.to_string()),
+        _ => UsbError::Os {
+            what: what.to_string(),
+            source: e,
+        },
+    }
+}
+
 /// Run until stopped. `stop` is triggered by signals (set up by the caller).
 pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
     let Target { dev, func, reason } = select(opts.device.as_ref(), opts.class)?;
     // A kernel driver completes transfers in interrupt context, ahead of every task; we
-    // are a task, and on a busy CPU each wake-up of ours (and of nusb's event thread,
-    // created below and inheriting this) can wait a scheduler slice. A raised priority
-    // keeps the datapath close to the kernel's latency. Best effort: it needs
-    // CAP_SYS_NICE, and without it usbnetd runs at the default priority.
+    // are a task, and on a busy CPU each wake-up of ours can wait a scheduler slice. A
+    // raised priority keeps the datapath close to the kernel's latency. Best effort: it
+    // needs CAP_SYS_NICE, and without it usbnetd runs at the default priority.
     if opts.nice != 0 {
         match crate::sys::sched::set_nice(opts.nice) {
             Ok(()) => log::debug!("nice {}", opts.nice),
@@ -266,81 +274,76 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         class: func.class,
         source,
     })?;
-    let device = dev.open()?;
-    let nusb_err = |what: &str, e: nusb::Error| UsbError::from_nusb(what, &devname, e);
+    let node = dev.node.display().to_string();
+    let device = Device::open(&dev.node).map_err(|e| os_err("open", &node, e))?;
+    let err = |what: &str, e: std::io::Error| os_err(what, &devname, e);
 
     // Configuration.
-    let active = device
-        .active_configuration()
-        .map(|c| c.configuration_value())
-        .unwrap_or(0);
+    let active = dev.active_configuration().unwrap_or(0);
     let mut claimed = Claimed {
-        device: device.clone(),
-        data: None,
-        control: None,
+        dev: device.clone(),
+        claimed: Vec::new(),
+        data_alt_set: None,
         reattach: func
             .control_interface
             .into_iter()
             .chain([func.data_interface])
             .collect(),
         restore_config: (active != func.configuration && active != 0).then_some(active),
-        notify_ep: func.interrupt_in,
+        notify_ep: func.interrupt_in.map(|a| {
+            (
+                a,
+                usize::from(func.interrupt_max_packet_size.unwrap_or(16)).max(1),
+            )
+        }),
     };
     if active != func.configuration {
         log::info!(
             "{devname}: switching configuration {active} -> {}",
             func.configuration
         );
-        if let Ok(cfg) = device.active_configuration() {
-            for i in cfg.interface_alt_settings().map(|a| a.interface_number()) {
-                let _ = device.detach_kernel_driver(i);
-            }
+        for i in 0..dev.interface_count() {
+            // ENODATA (no driver bound) is fine.
+            let _ = device.detach_kernel_driver(i);
         }
         device
             .set_configuration(func.configuration)
-            .wait()
-            .map_err(|e| nusb_err("set configuration", e))?;
+            .map_err(|e| err("set configuration", e))?;
     }
 
     // Interfaces.
-    let claim = |n: u8| {
-        // No driver bound (NODATA) or no such interface (the claim will say) are fine here.
-        let _ = device.detach_kernel_driver(n);
-        device.claim_interface(n).wait().map_err(|e| {
-            if e.kind() == nusb::ErrorKind::Busy {
+    let claim = |claimed: &mut Claimed, n: u8| {
+        device.detach_and_claim(n).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EBUSY) {
                 UsbError::Busy {
                     device: devname.clone(),
                     interface: n,
                 }
             } else {
-                nusb_err(&format!("claim interface {n}"), e)
+                err(&format!("claim interface {n}"), e)
             }
-        })
+        })?;
+        claimed.claimed.push(n);
+        Ok::<(), UsbError>(())
     };
     if let Some(c) = func.control_interface {
-        claimed.control = Some(claim(c)?);
+        claim(&mut claimed, c)?;
     }
-    let data_if = claim(func.data_interface)?;
-    claimed.data = Some(data_if.clone());
+    claim(&mut claimed, func.data_interface)?;
     if func.data_alt_setting != 0 {
-        data_if
-            .set_alt_setting(0)
-            .wait()
-            .map_err(|e| nusb_err("data interface alt 0", e))?;
+        device
+            .set_alt_setting(func.data_interface, 0)
+            .map_err(|e| err("data interface alt 0", e))?;
     }
 
     // Class bind.
-    let ctl = NusbControl {
-        interface: claimed.control.clone().unwrap_or_else(|| data_if.clone()),
-        device: device.clone(),
+    let ctl = UsbfsControl {
+        dev: device.clone(),
     };
     let speed = device.speed();
     let bus = BusFacts {
         max_packet: usize::from(func.max_packet_size).max(1),
-        super_speed: matches!(
-            speed,
-            Some(nusb::Speed::Super) | Some(nusb::Speed::SuperPlus)
-        ),
+        super_speed: matches!(speed, Speed::Super | Speed::SuperPlus),
     };
     let binding = driver
         .bind(&ctl, &func, bus)
@@ -350,21 +353,21 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         })?;
     let unbind = |driver: &mut Box<dyn class::ClassDriver>| driver.unbind(&ctl, &func);
     let result = (|| {
-        data_if
-            .set_alt_setting(func.data_alt_setting)
-            .wait()
-            .map_err(|e| nusb_err(&format!("data interface alt {}", func.data_alt_setting), e))?;
-        let bulk_in = data_if
-            .endpoint::<Bulk, In>(func.bulk_in)
-            .map_err(|e| nusb_err("open bulk IN", e))?;
-        let bulk_out = data_if
-            .endpoint::<Bulk, Out>(func.bulk_out)
-            .map_err(|e| nusb_err("open bulk OUT", e))?;
-        let interrupt = match (func.interrupt_in, &claimed.control) {
-            (Some(addr), Some(c)) => Some(
-                c.endpoint::<Interrupt, In>(addr)
-                    .map_err(|e| nusb_err("open interrupt IN", e))?,
-            ),
+        if func.data_alt_setting != 0 {
+            device
+                .set_alt_setting(func.data_interface, func.data_alt_setting)
+                .map_err(|e| err(&format!("data interface alt {}", func.data_alt_setting), e))?;
+            claimed.data_alt_set = Some(func.data_interface);
+        }
+        let bulk_in = UsbfsPipe::bulk(&device, func.bulk_in, func.max_packet_size.into());
+        let bulk_out =
+            UsbfsPipe::bulk(&device, func.bulk_out, func.bulk_out_max_packet_size.into());
+        let interrupt = match (func.interrupt_in, func.control_interface) {
+            (Some(addr), Some(_)) => Some(UsbfsPipe::interrupt(
+                &device,
+                addr,
+                usize::from(func.interrupt_max_packet_size.unwrap_or(16)).max(1),
+            )),
             _ => None,
         };
         let link = binding.link.clone();
@@ -388,7 +391,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             link.tx_transfer_size,
             max_frame,
             bus.super_speed,
-            matches!(speed, Some(nusb::Speed::Full) | Some(nusb::Speed::Low)),
+            matches!(speed, Speed::Full | Speed::Low),
         );
         cfg.vnet = tap.offload();
         cfg.rx_queue = opts.rx_queue.unwrap_or(cfg.rx_queue);
@@ -405,7 +408,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             link.mac_source,
             link.mtu,
             func.class,
-            speed.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_else(|| "unknown".into()),
+            format!("{speed:?}").to_lowercase(),
             link.framing,
             cfg.rx_queue,
             cfg.rx_transfer_size,
@@ -470,7 +473,6 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         unbind(&mut driver);
     }
     drop(ctl);
-    drop(data_if);
     drop(claimed);
     result
 }

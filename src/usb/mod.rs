@@ -1,10 +1,12 @@
-//! The USB edge: finding devices, reading their descriptors, opening and claiming them
-//! through usbfs (via nusb), and the small seams the rest of the crate drives:
+//! The USB edge: finding devices (nusb's enumeration), reading their descriptors, opening
+//! and claiming them through usbfs ([`usbfs`], ours), and the small seams the rest of the
+//! crate drives:
 //! [`Pipe`] (one endpoint's transfer queue) and [`Control`] (class requests on EP0).
 //!
 //! Nothing here knows about network classes; the probe decides what to claim.
 
 pub mod pipe;
+pub mod usbfs;
 
 pub use pipe::Pipe;
 
@@ -74,6 +76,14 @@ pub enum UsbError {
         what: String,
         /// nusb's error.
         source: nusb::Error,
+    },
+    /// A usbfs operation failed.
+    #[error("{what}: {source}")]
+    Os {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
     },
     /// A control transfer failed.
     #[error("{what}: {source}")]
@@ -237,6 +247,11 @@ impl UsbDevice {
         std::fs::read_link(link)
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    }
+
+    /// bNumInterfaces of the active configuration, from sysfs (0 when unconfigured).
+    pub fn interface_count(&self) -> u8 {
+        read_sysfs_u8(self.info.sysfs_path(), "bNumInterfaces").unwrap_or(0)
     }
 
     /// The active configuration value from sysfs (0: unconfigured).
