@@ -145,6 +145,8 @@ kernel_bringup() {
 	if [ $g -gt 0 ]; then out="bound, TX works ($g NTBs)"; else out="bound, TX DEAD (0 NTBs, $x bad)"; fi
 	cell $1 $2 cdc_ncm "$out"
 	$IP addr flush dev $_k
+	# down: a TX-dead cdc_ncm keeps its timer busy, starving the guest for the usbnetd half
+	$IP link set $_k down
 }
 
 # usbnetd_bringup KIND CASE: usbnetd on the device now plugged: refuses clearly, or TX works
@@ -152,12 +154,22 @@ usbnetd_bringup() {
 	LD_LIBRARY_PATH=/mnt/bin/lib $GNUENV --default-signal=INT,QUIT,TERM \
 		$USBNETD run --device $GADGET_PORT --ifname $TAP > $LAB_RES.usbnetd.log 2>&1 < /dev/null &
 	UPID=$!
-	wait_for 10 sh -c "test -e /sys/class/net/$TAP || ! test -d /proc/$UPID || grep -q '^State:.*Z' /proc/$UPID/status"
+	# generous: a starved TCG guest (a busy host, cdc_ncm's TX timer spinning on a 184-byte
+	# tx_max) has taken 15 s to unbind the kernel driver
+	if ! wait_for 60 sh -c "test -e /sys/class/net/$TAP || ! test -d /proc/$UPID || grep -q '^State:.*Z' /proc/$UPID/status"; then
+		fail "usbnetd, $1 $2: neither $TAP nor an exit within 60 s"
+		kill -KILL $UPID 2>/dev/null
+		wait $UPID 2>/dev/null
+		cp $LAB_RES.usbnetd.log $LAB_RES.usbnetd.$1-$2.log
+		cell $1 $2 usbnetd "STUCK: no $TAP, no exit"
+		return
+	fi
 	if ! is_alive $UPID; then
 		wait $UPID
 		_rc=$?
+		cp $LAB_RES.usbnetd.log $LAB_RES.usbnetd.$1-$2.log
 		_lines=$(grep -c '^usbnetd: ' $LAB_RES.usbnetd.log)
-		_msg=$(grep '^usbnetd: ' $LAB_RES.usbnetd.log | tail -1 | cut -c10-100)
+		_msg=$(grep '^usbnetd: ' $LAB_RES.usbnetd.log | tail -1 | cut -c10-240)
 		out="refused (exit $_rc): $_msg"
 		if [ $_rc = 0 ] || [ $_rc -ge 100 ] || [ "$_lines" != 1 ]; then
 			fail "usbnetd, $1 $2: exit $_rc with $_lines error line(s): not a clear refusal"
@@ -181,11 +193,13 @@ usbnetd_bringup() {
 		out="up, TX BROKEN ($g good, $x bad, $o oversize NTBs)"
 		fail "usbnetd, $1 $2: $out"
 	fi
-	grep -i 'warn' $LAB_RES.usbnetd.log | head -2 | sed 's/^/  usbnetd: /'
+	_warn=$(grep -i 'warn' $LAB_RES.usbnetd.log | sed 's/^\[[^]]*\] //' | tr '\n' ';' | cut -c1-160)
+	[ -n "$_warn" ] && { log "  usbnetd: $_warn"; out="$out; $_warn"; }
 	kill -INT $UPID
 	wait_for 3 sh -c "! test -d /proc/$UPID || grep -q '^State:.*Z' /proc/$UPID/status" || fail "usbnetd, $1 $2: still running 3 s after SIGINT"
 	wait $UPID
 	_rc=$?
+	cp $LAB_RES.usbnetd.log $LAB_RES.usbnetd.$1-$2.log
 	[ $_rc = 0 ] || { fail "usbnetd, $1 $2: exit $_rc after SIGINT"; out="$out; exit $_rc after SIGINT"; }
 	cell $1 $2 usbnetd "$out"
 }
