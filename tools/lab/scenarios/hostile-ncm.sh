@@ -193,7 +193,7 @@ usbnetd_bringup() {
 		out="up, TX BROKEN ($g good, $x bad, $o oversize NTBs)"
 		fail "usbnetd, $1 $2: $out"
 	fi
-	_warn=$(grep -i 'warn' $LAB_RES.usbnetd.log | sed 's/^\[[^]]*\] //' | tr '\n' ';' | cut -c1-160)
+	_warn=$(grep -i 'warn' $LAB_RES.usbnetd.log | sed 's/^\[[^]]*\] //' | tr '\n' ';' | sed 's/;$//' | cut -c1-160)
 	[ -n "$_warn" ] && { log "  usbnetd: $_warn"; out="$out; $_warn"; }
 	kill -INT $UPID
 	wait_for 3 sh -c "! test -d /proc/$UPID || grep -q '^State:.*Z' /proc/$UPID/status" || fail "usbnetd, $1 $2: still running 3 s after SIGINT"
