@@ -157,6 +157,15 @@ pub fn select(sel: Option<&Selector>, class: Option<ClassKind>) -> Result<Target
     }))
 }
 
+/// The kernel's cap on all in-flight usbfs memory, in MiB (0: none), if readable.
+fn usbfs_memory_mb() -> Option<u64> {
+    std::fs::read_to_string("/sys/module/usbcore/parameters/usbfs_memory_mb")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The one-line refusal for a named device with nothing to drive: the first candidate's
 /// rejection names the lie (an endpoint of the wrong type, wMaxPacketSize 0, a Union naming a
 /// missing interface) instead of leaving the user to find it in `usbnetd dump`.
@@ -409,6 +418,9 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         cfg.vnet = tap.offload();
         cfg.rx_queue = opts.rx_queue.unwrap_or(cfg.rx_queue);
         cfg.tx_queue = opts.tx_queue.unwrap_or(cfg.tx_queue);
+        if let Some(line) = usbfs_memory_mb().and_then(|mb| cfg.fit_usbfs_cap(mb)) {
+            log::warn!("{line}");
+        }
         let mac = link
             .mac
             .iter()
