@@ -143,7 +143,7 @@ if is_alive $UPID; then
 	$IP link set $TAP up
 	$IP addr replace $NET_HOST/24 dev $TAP
 	if wait_for 15 ping1 $NET_GADGET; then
-		MEM2="runs and carries a ping: $(grep -io 'rx queue [^;]*' $LAB_RES.usbnetd.log | head -1)"
+		MEM2="runs and carries a ping: $(grep -o 'rx queue [0-9]* x [0-9]* B, tx queue [0-9]* x [0-9]* B' $LAB_RES.usbnetd.log | head -1)"
 	else
 		MEM2="runs, NO traffic"
 		fail "usbfs cap 1 MiB, --rx-queue 128: running but no ping"
