@@ -50,7 +50,7 @@ const NTB_CASES: &[(&str, usize, usize)] = &[
     ("ndp-self-loop", 0, 1),
     ("ndp-loop-2", 0, 2),
     ("ndp-chain-repeat", 0, 1),
-    ("ndp-chain-40", 0, 40),
+    ("ndp-chain-40", 40, 40),
     ("dg-overflow", 1, 1),
     ("dg-past-block", 1, 1),
     ("dg-in-nth", 1, 1),

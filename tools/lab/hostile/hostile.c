@@ -542,7 +542,7 @@ static void c_ndp_chain_long(struct ntb *t, int *mn, int *mx)
 	}
 	t->len = at;
 	put16(t->b + 8, t->len);
-	*mn = 0; *mx = 40;
+	*mn = 40; *mx = 40;
 }
 static void c_dg_overflow(struct ntb *t, int *mn, int *mx)
 {
