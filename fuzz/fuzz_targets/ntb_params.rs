@@ -55,8 +55,11 @@ fuzz_target!(|data: &[u8]| {
 /// Builds an NTB with one `frame_len`-byte frame and decodes it back.
 fn one_frame(p: NtbParams, frame_len: usize) {
     let frame: Vec<u8> = (0..frame_len).map(|i| i as u8).collect();
-    // the builder keeps NTBs within the buffer too: no need for a 4 GiB NTB-32 buffer
-    let mut out: Vec<u8> = Vec::with_capacity((p.max_size as usize).min(1 << 17));
+    // The builder keeps NTBs within the buffer too: no need for a 4 GiB NTB-32 buffer, only
+    // for what one frame needs (plus the short-packet byte). A fixed cap was too small for a
+    // 64 KiB frame after a 64 KiB payload remainder.
+    let need = p.ntb_len_for_one(frame_len).saturating_add(1);
+    let mut out: Vec<u8> = Vec::with_capacity((p.max_size as usize).min(need));
     let mut b = NtbBuilder::new(p).with_short_packet_padding(512);
     b.begin(&mut out, 7);
     b.push(&mut out, &frame)
