@@ -26,10 +26,16 @@ up_usbnetd() {
 	$IP -n $NS link set $GADGETIF up
 	wait_for 15 ping1 $NET_GADGET
 }
-load_start() {
-	kill $(cat /tmp/iperf3-server.pid 2>/dev/null) 2>/dev/null
+# a fresh iperf3 server: the last one may still hold the session of a client killed with
+# its device ("the server is busy running a test"); wait for it to be gone first
+iperf_fresh() {
+	_p=$(cat /tmp/iperf3-server.pid 2>/dev/null)
+	[ -n "$_p" ] && kill $_p 2>/dev/null && wait_for 3 sh -c "! test -d /proc/$_p"
 	rm -f /tmp/iperf3-server.pid
 	iperf_server
+}
+load_start() {
+	iperf_fresh
 	$IPERF3 -c $NET_GADGET -t 60 --bidir --connect-timeout 3000 > /tmp/iperf-load.txt 2>&1 &
 	LOAD=$!
 	sleep 1.5
@@ -124,7 +130,7 @@ echo 1 > $MEMCAP
 if up_usbnetd; then
 	ring=$(grep -o 'rx queue [^;]*x [0-9]* B, tx queue [0-9]* x [0-9]* B' $LAB_RES.usbnetd.log | head -1)
 	log "usbfs cap 1 MiB, default ring: $ring"
-	iperf_server
+	iperf_fresh
 	iperf_run memcap-h2d
 	iperf_run memcap-d2h -R
 	kill $(cat /tmp/iperf3-server.pid 2>/dev/null) 2>/dev/null
