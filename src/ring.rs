@@ -82,6 +82,18 @@ pub enum Exit {
     Failed(String),
 }
 
+/// What the breaker's message adds after the last error: usbfs refusing memory (ENOMEM,
+/// past `usbfs_memory_mb`) is a setting to change, not a device fault.
+fn breaker_hint(e: TransferError) -> &'static str {
+    match e {
+        TransferError::Unknown(n) if n == libc::ENOMEM as u32 => {
+            "; usbfs memory is exhausted: raise /sys/module/usbcore/parameters/usbfs_memory_mb \
+             or lower --rx-queue/--tx-queue"
+        }
+        _ => "",
+    }
+}
+
 /// A shared, level-triggered stop flag that `poll(2)` can wait on.
 #[derive(Debug)]
 pub struct Stop {
@@ -254,6 +266,34 @@ pub struct RingConfig {
 pub const USBFS_BUDGET: usize = 4 << 20;
 
 impl RingConfig {
+    /// Shrink the queue depths so the whole ring fits in half of the usbfs cap
+    /// (`usbfs_memory_mb`, in MiB, shared by every process; 0 means no cap), instead of
+    /// running into ENOMEM on every submission past it. Each direction keeps at least half
+    /// of that budget when it needs it; a queue never grows and never drops below one
+    /// transfer. Returns the line to log when a depth shrank.
+    pub fn fit_usbfs_cap(&mut self, cap_mb: u64) -> Option<String> {
+        if cap_mb == 0 {
+            return None;
+        }
+        let budget = usize::try_from(cap_mb.saturating_mul(1 << 20) / 2).unwrap_or(usize::MAX);
+        let rx_size = self.rx_transfer_size.max(1);
+        let tx_size = self.tx_transfer_size.max(1);
+        let (rx0, tx0) = (self.rx_queue, self.tx_queue);
+        let tx_bytes = tx0.saturating_mul(tx_size);
+        if rx0.saturating_mul(rx_size).saturating_add(tx_bytes) <= budget {
+            return None;
+        }
+        let rx_share = budget - tx_bytes.min(budget / 2);
+        self.rx_queue = rx0.min(rx_share / rx_size).max(1);
+        let tx_share = budget.saturating_sub(self.rx_queue * rx_size);
+        self.tx_queue = tx0.min(tx_share / tx_size).max(1);
+        Some(format!(
+            "usbfs_memory_mb is {cap_mb}: rx queue {rx0} -> {}, tx queue {tx0} -> {} transfers \
+             to fit half of it (raise /sys/module/usbcore/parameters/usbfs_memory_mb for deeper queues)",
+            self.rx_queue, self.tx_queue
+        ))
+    }
+
     /// Default depths from speed and transfer size, after usbnet's rx_qlen reasoning: keep
     /// the host controller busy for several milliseconds under load (60 full frames' worth
     /// at high speed, five times that at SuperSpeed), at least 4 and at most what the usbfs
@@ -439,8 +479,9 @@ impl RxState {
                         self.errors_in_row += 1;
                         if self.errors_in_row >= ERROR_BREAKER {
                             return Err(Exit::Failed(format!(
-                                "{} bulk IN transfers failed in a row (last: {e})",
-                                self.errors_in_row
+                                "{} bulk IN transfers failed in a row (last: {e}){}",
+                                self.errors_in_row,
+                                breaker_hint(e)
                             )));
                         }
                         // A fault during a disconnect comes in bursts; a short pause
@@ -652,8 +693,9 @@ impl TxState {
                         self.errors_in_row += 1;
                         if self.errors_in_row >= ERROR_BREAKER {
                             return Err(Exit::Failed(format!(
-                                "{} bulk OUT transfers failed in a row (last: {e})",
-                                self.errors_in_row
+                                "{} bulk OUT transfers failed in a row (last: {e}){}",
+                                self.errors_in_row,
+                                breaker_hint(e)
                             )));
                         }
                     }

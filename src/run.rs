@@ -120,6 +120,7 @@ pub fn select(sel: Option<&Selector>, class: Option<ClassKind>) -> Result<Target
         None => usb::devices()?,
     };
     let mut why_not = Vec::new();
+    let mut rejected = Vec::new();
     for dev in candidates {
         let bytes = match dev.read_descriptors() {
             Ok(b) => b,
@@ -127,7 +128,9 @@ pub fn select(sel: Option<&Selector>, class: Option<ClassKind>) -> Result<Target
             Err(_) => continue,
         };
         let parsed = descriptor::parse(&bytes);
-        let functions = probe::probe(&parsed.set);
+        let found = probe::probe_all(&parsed.set);
+        let functions = found.functions;
+        rejected.extend(found.rejected);
         let pick = match class {
             Some(k) => functions
                 .iter()
@@ -151,12 +154,31 @@ pub fn select(sel: Option<&Selector>, class: Option<ClassKind>) -> Result<Target
         None => "no USB network function".into(),
     };
     Err(RunError::NoFunction(match sel {
-        Some(s) => format!("{s}: {what} found (see `usbnetd dump --device {s}`)"),
+        Some(s) => device_refusal(&s.to_string(), &what, &rejected),
         None if why_not.is_empty() => {
             format!("{what} found: plug a dongle, or name one with --device")
         }
         None => format!("{what} found among {}", why_not.join(", ")),
     }))
+}
+
+/// The kernel's cap on all in-flight usbfs memory, in MiB (0: none), if readable.
+fn usbfs_memory_mb() -> Option<u64> {
+    std::fs::read_to_string("/sys/module/usbcore/parameters/usbfs_memory_mb")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The one-line refusal for a named device with nothing to drive: the first candidate's
+/// rejection names the lie (an endpoint of the wrong type, wMaxPacketSize 0, a Union naming a
+/// missing interface) instead of leaving the user to find it in `usbnetd dump`.
+fn device_refusal(sel: &str, what: &str, rejected: &[probe::Rejected]) -> String {
+    match rejected.first() {
+        Some(r) => format!("{sel}: {what} found: {r} (see `usbnetd dump --device {sel}`)"),
+        None => format!("{sel}: {what} found (see `usbnetd dump --device {sel}`)"),
+    }
 }
 
 /// The claimed interfaces and how to hand the device back to the kernel.
@@ -408,6 +430,9 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         cfg.vnet = tap.offload();
         cfg.rx_queue = opts.rx_queue.unwrap_or(cfg.rx_queue);
         cfg.tx_queue = opts.tx_queue.unwrap_or(cfg.tx_queue);
+        if let Some(line) = usbfs_memory_mb().and_then(|mb| cfg.fit_usbfs_cap(mb)) {
+            log::warn!("{line}");
+        }
         let mac = link
             .mac
             .iter()
@@ -523,5 +548,41 @@ impl StatsFile {
         if let Some(p) = &self.path {
             let _ = std::fs::remove_file(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hostile lab device's descriptors with its bulk IN endpoint declared interrupt.
+    const EP_TYPE: &[u8] = include_bytes!("../fuzz/seeds/descriptors/hostile-ep-type");
+    /// ... with a Union naming interface 5, which does not exist.
+    const UNION_MISSING: &[u8] = include_bytes!("../fuzz/seeds/descriptors/hostile-union-missing");
+
+    fn refusal_for(bytes: &[u8]) -> String {
+        let found = probe::probe_all(&descriptor::parse(bytes).set);
+        assert!(found.functions.is_empty());
+        device_refusal("1-1", "no USB network function", &found.rejected)
+    }
+
+    #[test]
+    fn refusal_names_the_lying_descriptor() {
+        assert_eq!(
+            refusal_for(EP_TYPE),
+            "1-1: no USB network function found: CDC-NCM, configuration 1, interface 0: \
+             interface 1 alt 1: endpoint 0x81 is interrupt, not bulk \
+             (see `usbnetd dump --device 1-1`)"
+        );
+        assert!(refusal_for(UNION_MISSING)
+            .contains("CDC Union names data interface 5, which does not exist"));
+    }
+
+    #[test]
+    fn refusal_without_candidates_points_at_dump() {
+        assert_eq!(
+            device_refusal("1-1", "no USB network function", &[]),
+            "1-1: no USB network function found (see `usbnetd dump --device 1-1`)"
+        );
     }
 }

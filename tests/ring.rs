@@ -246,6 +246,71 @@ fn repeated_faults_trip_the_breaker() {
 }
 
 #[test]
+fn usbfs_enomem_trips_the_breaker_with_the_setting_to_change() {
+    let rx = start_rx(ClassKind::Ecm, 4);
+    for _ in 0..usbnetd::ring::ERROR_BREAKER {
+        wait_until("resubmission", || rx.dev.in_flight() > 0);
+        rx.dev.fail(TransferError::Unknown(libc::ENOMEM as u32));
+    }
+    match rx.thread.join().unwrap() {
+        Exit::Failed(why) => assert!(
+            why.contains("usbfs memory is exhausted")
+                && why.contains("/sys/module/usbcore/parameters/usbfs_memory_mb"),
+            "{why}"
+        ),
+        other => panic!("expected the breaker, got {other:?}"),
+    }
+}
+
+fn ring_cfg(rx_queue: usize, tx_queue: usize, size: usize) -> RingConfig {
+    RingConfig {
+        rx_queue,
+        tx_queue,
+        rx_transfer_size: size,
+        tx_transfer_size: size,
+        max_frame: 1514,
+        vnet: false,
+    }
+}
+
+#[test]
+fn a_ring_too_deep_for_the_usbfs_cap_shrinks_to_fit_half_of_it() {
+    // the fault-ncm lab case: usbfs_memory_mb=1, --rx-queue 128 of 16 KiB NTBs (2 MiB)
+    let mut c = ring_cfg(128, 8, 16384);
+    let line = c.fit_usbfs_cap(1).expect("a line for the log");
+    assert_eq!((c.rx_queue, c.tx_queue), (24, 8));
+    assert!(c.rx_queue * 16384 + c.tx_queue * 16384 <= 512 << 10);
+    assert!(
+        line.contains("rx queue 128 -> 24, tx queue 8 -> 8"),
+        "{line}"
+    );
+    // both too deep: each direction gets half of the budget
+    let mut c = ring_cfg(128, 128, 16384);
+    c.fit_usbfs_cap(1).unwrap();
+    assert_eq!((c.rx_queue, c.tx_queue), (16, 16));
+    // never below one transfer, even when one does not fit
+    let mut c = ring_cfg(8, 8, 1 << 20);
+    c.fit_usbfs_cap(1).unwrap();
+    assert_eq!((c.rx_queue, c.tx_queue), (1, 1));
+}
+
+#[test]
+fn a_ring_within_the_usbfs_cap_is_left_alone() {
+    let mut c = ring_cfg(8, 8, 16384);
+    assert_eq!(c.fit_usbfs_cap(1), None);
+    assert_eq!((c.rx_queue, c.tx_queue), (8, 8));
+    // the default cap with the default sizing
+    let mut c = RingConfig::sized(16384, 16384, 1514, false, false);
+    let before = (c.rx_queue, c.tx_queue);
+    assert_eq!(c.fit_usbfs_cap(16), None);
+    assert_eq!((c.rx_queue, c.tx_queue), before);
+    // 0: no cap at all
+    let mut c = ring_cfg(1024, 1024, 65536);
+    assert_eq!(c.fit_usbfs_cap(0), None);
+    assert_eq!(c.rx_queue, 1024);
+}
+
+#[test]
 fn ncm_rx_garbage_is_counted_never_delivered() {
     let rx = start_rx(ClassKind::Ncm, 4);
     // Not an NTB at all, then an NTH whose NDP points past the block.

@@ -268,7 +268,11 @@ pub fn mac_from_function(ctl: &dyn Control, func: &NetFunction, seed: &str) -> (
 pub fn mtu_from_segment_size(seg: Option<u16>) -> u32 {
     match seg.map(u32::from) {
         Some(s) if s >= 68 + ETH_HLEN as u32 => (s - ETH_HLEN as u32).min(9000),
-        _ => 1500,
+        Some(s) => {
+            log::warn!("wMaxSegmentSize {s} cannot carry an IPv4 packet; using MTU 1500");
+            1500
+        }
+        None => 1500,
     }
 }
 

@@ -164,7 +164,9 @@ impl RxFixup for NcmRx {
                     deliver(d);
                 }
                 let d = dgrams.drops();
-                drops.bad_frame += u64::from(d.datagrams() + d.bad_ndp + d.capped);
+                // A CRC-mode NDP is skipped with its datagrams: a drop like any other (the
+                // lab's hostile device found these uncounted).
+                drops.bad_frame += u64::from(d.datagrams() + d.bad_ndp + d.crc_ndp + d.capped);
                 if let Some(e) = dgrams.last_drop() {
                     log::debug!("NTB {}: dropped datagrams, last: {e}", dgrams.sequence());
                 }
@@ -214,3 +216,61 @@ impl TxFixup for NcmTx {
 
 /// The NTB format this class speaks.
 pub const FORMAT: NtbFormat = NtbFormat::Ntb16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `rx_fixup` on one transfer; returns the frames delivered and the drops.
+    fn rx(xfer: &[u8]) -> (Vec<Vec<u8>>, RxDrops) {
+        let mut rx = NcmRx {
+            limits: RxLimits::for_mtu(1500),
+        };
+        let mut frames = Vec::new();
+        let mut drops = RxDrops::default();
+        rx.rx_fixup(xfer, &mut |f| frames.push(f.to_vec()), &mut drops);
+        (frames, drops)
+    }
+
+    /// From the lab's hostile device (`tools/lab/hostile`, case `ndp-crc`): an NTB-16 whose
+    /// only NDP is in CRC mode ("NCM1"), which the host never enabled.
+    #[rustfmt::skip]
+    fn crc_ndp_ntb() -> Vec<u8> {
+        let mut b = vec![
+            b'N', b'C', b'M', b'H', // NTH16 signature
+            0x0c, 0x00,             // wHeaderLength 12
+            0x01, 0x00,             // wSequence
+            0x58, 0x00,             // wBlockLength 88
+            0x48, 0x00,             // wNdpIndex 72
+        ];
+        // 12..72: a 60-byte broadcast frame, EtherType 0x88b5
+        let mut frame = vec![0xff; 6];
+        frame.extend_from_slice(&[0x02, 0x4c, 0x41, 0x42, 0x09, 0x02, 0x88, 0xb5]);
+        frame.resize(60, 0);
+        b.extend_from_slice(&frame);
+        b.extend_from_slice(&[
+            b'N', b'C', b'M', b'1', // NDP16 CRC signature
+            0x10, 0x00,             // wLength 16
+            0x00, 0x00,             // wNextNdpIndex
+            0x0c, 0x00, 0x3c, 0x00, // datagram at 12, 60 bytes
+            0x00, 0x00, 0x00, 0x00, // terminator
+        ]);
+        b
+    }
+
+    #[test]
+    fn crc_ndp_is_skipped_and_counted() {
+        let ntb = crc_ndp_ntb();
+        assert_eq!(ntb.len(), 88);
+        let (frames, drops) = rx(&ntb);
+        assert!(frames.is_empty());
+        assert_eq!(drops.bad_transfer + drops.bad_frame, 1);
+        // the same NTB with a plain NDP delivers its frame
+        let mut plain = ntb.clone();
+        plain[75] = b'0';
+        let (frames, drops) = rx(&plain);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].len(), 60);
+        assert_eq!(drops.bad_transfer + drops.bad_frame, 0);
+    }
+}

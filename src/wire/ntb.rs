@@ -36,9 +36,11 @@
 //!   and every offset sum is checked;
 //! * every NDP is checked as a whole where it is (`index + wLength <= block`), not as if it
 //!   started at offset 0 (the `cdc_ncm` out-of-bounds read fixed in 2026);
-//! * the NDP chain is capped ([`RxLimits::max_ndps`]) and an NDP that overlaps an earlier one
-//!   (a self-pointing or backward-pointing `wNextNdpIndex`) ends the walk: `cdc_ncm` delivered
-//!   one frame 51 times from a self-pointing NDP;
+//! * an NDP that overlaps an earlier one or a datagram (a self-pointing or backward-pointing
+//!   `wNextNdpIndex`) ends the walk: `cdc_ncm` delivered one frame 51 times from a
+//!   self-pointing NDP. Chained NDPs are therefore disjoint, so a chain can be no longer than
+//!   the block holds NDPs of the minimum length, and that is its only bound by default
+//!   ([`RxLimits::max_ndps`] can set a lower one): a legal chain delivers every datagram;
 //! * no two delivered datagrams overlap, and none overlaps the NTH or an NDP: an NDP that
 //!   repeats one pointer yields the datagram once (`cdc_ncm` delivered 1000 copies). So the
 //!   bytes delivered per NTB never exceed the block length;
@@ -225,6 +227,15 @@ impl NtbFormat {
             NtbFormat::Ntb16 => u16::MAX as usize,
             NtbFormat::Ntb32 => u32::MAX as usize,
         }
+    }
+    /// Most NDPs a block of `block_len` bytes can hold without two of them overlapping: the
+    /// bound on any chain the decoder walks.
+    pub const fn max_ndps(self, block_len: usize) -> usize {
+        let min = match self {
+            NtbFormat::Ntb16 => ndp16::MIN_LEN,
+            NtbFormat::Ntb32 => ndp32::MIN_LEN,
+        };
+        block_len.saturating_sub(self.nth_len()) / min
     }
     /// Most datagrams one NDP can list: its `wLength` is 16 bits in both formats.
     pub const fn max_ndp_datagrams(self) -> usize {
@@ -936,9 +947,6 @@ fn check_ndp_len(
 // Decoder
 // ---------------------------------------------------------------------------------------------
 
-/// Hard cap on [`RxLimits::max_ndps`]: the iterator keeps the NDPs it walked in a fixed array.
-pub const MAX_NDP_CHAIN: usize = 8;
-
 /// Limits the decoder enforces on what a device sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RxLimits {
@@ -946,20 +954,22 @@ pub struct RxLimits {
     pub max_datagram_len: usize,
     /// Most datagrams delivered per NTB; the rest of the NTB is not read.
     pub max_datagrams: usize,
-    /// Most NDPs walked per NTB (at most [`MAX_NDP_CHAIN`]).
+    /// Most NDPs walked per NTB. Never more than the block holds disjoint NDPs of the
+    /// minimum length ([`NtbFormat::max_ndps`]), whatever this says.
     pub max_ndps: usize,
 }
 
 impl RxLimits {
     /// Limits for an IP MTU: datagrams up to `mtu` + 14 (Ethernet header) + 4 (one VLAN tag),
     /// 1024 datagrams per NTB (a 16 KiB NTB of 60-byte frames holds about 250; a 64 KiB one
-    /// of bare 14-byte headers could list about 3600), 8 chained NDPs (devices use one).
+    /// of bare 14-byte headers could list about 3600), and as many chained NDPs as the block
+    /// holds (devices use one; the spec allows a chain, and disjointness bounds it).
     /// `mtu` saturates rather than overflows.
     pub const fn for_mtu(mtu: usize) -> RxLimits {
         RxLimits {
             max_datagram_len: mtu.saturating_add(MIN_DATAGRAM_LEN + 4),
             max_datagrams: 1024,
-            max_ndps: 8,
+            max_ndps: usize::MAX,
         }
     }
 }
@@ -1009,16 +1019,10 @@ impl DropCounts {
 }
 
 /// A half-open byte range `[start, end)` inside a block (which is at most `u32::MAX` long).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Span {
     start: u32,
     end: u32,
-}
-
-impl Span {
-    fn overlaps(&self, start: u32, end: u32) -> bool {
-        self.start < end && start < self.end
-    }
 }
 
 /// Slots of [`SpanSet`].
@@ -1050,6 +1054,13 @@ impl SpanSet {
         let spans = &self.spans[..self.len];
         let i = spans.partition_point(|s| s.end <= start);
         i < spans.len() && spans[i].start < end
+    }
+
+    /// Whether a stored range starts exactly at `start` (one not merged with a neighbour).
+    fn starts_at(&self, start: u32) -> bool {
+        let spans = &self.spans[..self.len];
+        let i = spans.partition_point(|s| s.end <= start);
+        i < spans.len() && spans[i].start == start
     }
 
     /// Adds `[start, end)` unless it overlaps a stored range; returns whether it was added.
@@ -1183,8 +1194,9 @@ pub struct Datagrams<'a> {
     limits: RxLimits,
     /// The NDP being walked.
     ndp: Option<Walk>,
-    /// NDPs walked so far (for loop and overlap checks).
-    ndps: [Span; MAX_NDP_CHAIN],
+    /// The byte ranges of the NDPs walked so far (for loop and overlap checks); like
+    /// `spans`, it can only err towards reporting an overlap.
+    ndps: SpanSet,
     ndp_count: usize,
     /// Datagrams delivered so far.
     spans: SpanSet,
@@ -1239,14 +1251,14 @@ pub fn parse_ntb<'a>(transfer: &'a [u8], limits: &RxLimits) -> Result<Datagrams<
         other => return Err(NtbError::BadSignature(other)),
     };
     let mut limits = *limits;
-    limits.max_ndps = limits.max_ndps.clamp(1, MAX_NDP_CHAIN);
+    limits.max_ndps = limits.max_ndps.min(format.max_ndps(block.len())).max(1);
     let mut it = Datagrams {
         block,
         format,
         sequence,
         limits,
         ndp: None,
-        ndps: [Span::default(); MAX_NDP_CHAIN],
+        ndps: SpanSet::new(),
         ndp_count: 0,
         spans: SpanSet::new(),
         delivered: 0,
@@ -1295,17 +1307,20 @@ impl<'a> Datagrams<'a> {
                 max: self.limits.max_ndps,
             });
         }
-        let walked = &self.ndps[..self.ndp_count];
-        if walked.iter().any(|s| to_usize(s.start) == index) {
-            return Err(NtbError::NdpLoop { index });
-        }
         let ndp = AnyNdp::new_checked(self.format, self.block, index)?;
         // Both ends are inside the block, which is at most u32::MAX long.
         let (start, end) = (index as u32, (index + ndp.length()) as u32);
-        if walked.iter().any(|s| s.overlaps(start, end)) || self.spans.overlaps(start, end) {
+        if self.ndps.overlaps(start, end) {
+            return Err(if self.ndps.starts_at(start) {
+                NtbError::NdpLoop { index }
+            } else {
+                NtbError::NdpOverlap { index }
+            });
+        }
+        if self.spans.overlaps(start, end) {
             return Err(NtbError::NdpOverlap { index });
         }
-        self.ndps[self.ndp_count] = Span { start, end };
+        self.ndps.insert(start, end);
         self.ndp_count += 1;
         Ok(ndp)
     }
@@ -1372,10 +1387,7 @@ impl<'a> Datagrams<'a> {
         }
         // Inside the block, so both fit in u32.
         let (start, end32) = (index as u32, end as u32);
-        let on_ndp = self.ndps[..self.ndp_count]
-            .iter()
-            .any(|s| s.overlaps(start, end32));
-        if on_ndp || !self.spans.insert(start, end32) {
+        if self.ndps.overlaps(start, end32) || !self.spans.insert(start, end32) {
             return Err(NtbError::DatagramOverlap { index, len });
         }
         Ok(&self.block[index..end])
@@ -1387,7 +1399,7 @@ impl<'a> Iterator for Datagrams<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         // Each turn consumes one entry or one NDP; both are finite (entries are bounded by
-        // wLength, NDPs by the chain cap), so this loop ends.
+        // wLength, NDPs by the chain cap and by being disjoint), so this loop ends.
         loop {
             let walk = self.ndp.as_mut()?;
             if walk.entry >= walk.count {

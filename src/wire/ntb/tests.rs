@@ -570,14 +570,87 @@ fn ndp_chain_is_capped() {
     assert_eq!(frames.len(), 4);
     assert_eq!(drops.bad_ndp, 1);
     assert_eq!(last, Some(NtbError::NdpChainTooLong { max: 4 }));
-    // The hard cap applies whatever the limits say.
-    let limits = RxLimits {
-        max_ndps: usize::MAX,
-        ..RxLimits::default()
-    };
-    let (frames, _, last) = collect(&b, &limits);
-    assert_eq!(frames.len(), MAX_NDP_CHAIN);
-    assert_eq!(last, Some(NtbError::NdpChainTooLong { max: MAX_NDP_CHAIN }));
+    // By default the chain is bounded only by what the block holds: all ten are walked.
+    let (frames, drops, _) = collect(&b, &RxLimits::default());
+    assert_eq!(frames.len(), 10);
+    assert!(drops.is_clean(), "{drops:?}");
+}
+
+/// `n` NDPs back to back from offset 12, each listing one 60-byte datagram placed after all
+/// of them; NDP `i` points at NDP `next(i)` (`None` ends the chain).
+fn ndp_chain(n: usize, next: impl Fn(usize) -> Option<usize>) -> Vec<u8> {
+    let ndp_at = |i: usize| 12 + 16 * i;
+    let dg_at = |i: usize| ndp_at(n) + 60 * i;
+    let mut b = ntb16(dg_at(n), 12);
+    for i in 0..n {
+        let next = next(i).map_or(0, |j| ndp_at(j) as u16);
+        put_ndp16(&mut b, ndp_at(i), next, &[(dg_at(i) as u16, 60), (0, 0)]);
+        put_frame(&mut b, dg_at(i), 60, i as u8);
+    }
+    b
+}
+
+/// The hostile lab case ndp-chain-40: a legal chain of 40 NDPs (more than the 32 ranges the
+/// decoder keeps apart) delivers all 40 datagrams, each once.
+#[test]
+fn a_legal_chain_longer_than_the_span_slots_delivers_everything() {
+    let b = ndp_chain(40, |i| (i < 39).then_some(i + 1));
+    let (frames, drops, _) = collect(&b, &RxLimits::default());
+    assert_eq!(frames, (0..40).map(|i| frame(60, i)).collect::<Vec<_>>());
+    assert!(drops.is_clean(), "{drops:?}");
+    // Walked backwards (the NTH points at the last NDP, each at the one before it) too.
+    let mut b = ndp_chain(40, |i| i.checked_sub(1));
+    Nth16::new_unchecked(&mut b[..]).set_ndp_index(12 + 16 * 39);
+    let (frames, drops, _) = collect(&b, &RxLimits::default());
+    assert_eq!(
+        frames,
+        (0..40).rev().map(|i| frame(60, i)).collect::<Vec<_>>()
+    );
+    assert!(drops.is_clean(), "{drops:?}");
+}
+
+/// A long chain whose last NDP loops back (to the first, or into the middle) still yields
+/// each datagram once: the loop is caught by overlap, not by a count.
+#[test]
+fn a_long_chain_that_loops_back_never_repeats_a_datagram() {
+    for back in [0, 1, 20, 38, 39] {
+        let b = ndp_chain(40, |i| Some(if i == 39 { back } else { i + 1 }));
+        let (frames, drops, last) = collect(&b, &RxLimits::default());
+        assert_eq!(frames.len(), 40, "loop back to NDP {back}");
+        assert_eq!(drops.bad_ndp, 1, "loop back to NDP {back}");
+        let index = 12 + 16 * back;
+        assert!(
+            matches!(last, Some(NtbError::NdpLoop { index: i } | NtbError::NdpOverlap { index: i }) if i == index),
+            "loop back to NDP {back}: {last:?}"
+        );
+    }
+    // Into the first NDP, which is kept on its own: named a loop.
+    let b = ndp_chain(40, |i| Some((i + 1) % 40));
+    let (_, _, last) = collect(&b, &RxLimits::default());
+    assert_eq!(last, Some(NtbError::NdpLoop { index: 12 }));
+}
+
+/// The chain bound is what the block holds: a 64 KiB NTB of minimal NDPs (no datagrams)
+/// whose last one loops to the first is walked once; one packed full ends at the bound.
+#[test]
+fn a_block_full_of_ndps_is_walked_once_to_its_end() {
+    let max = (65535 - 12) / 16;
+    assert_eq!(NtbFormat::Ntb16.max_ndps(65535), max);
+    for (n, want) in [
+        (4000, NtbError::NdpLoop { index: 12 }),
+        (max, NtbError::NdpChainTooLong { max }),
+    ] {
+        let mut b = ntb16(65535, 12);
+        for i in 0..n {
+            let at = 12 + 16 * i;
+            let next = if i + 1 == n { 12 } else { at + 16 };
+            put_ndp16(&mut b, at, next as u16, &[(0, 0), (0, 0)]);
+        }
+        let mut it = parse_ntb(&b, &RxLimits::default()).unwrap();
+        assert_eq!(it.by_ref().count(), 0);
+        assert_eq!(it.drops().bad_ndp, 1, "{n} NDPs");
+        assert_eq!(it.last_drop(), Some(want), "{n} NDPs");
+    }
 }
 
 /// The kernel delivered 1000 copies of one datagram from an NDP repeating one pointer.

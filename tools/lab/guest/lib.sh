@@ -416,7 +416,12 @@ lab_cleanup() {
 			  $IP link set $_i down; $IP link set $_i name stray$_k; }
 		echo "cleanup: $_i was left behind"
 	done
-	rm -f /tmp/iperf* /tmp/lab-*
+	rm -f /tmp/iperf* /tmp/lab-* /tmp/hostile*
+	# the hostile device's gadgetfs (its processes are gone: the UDC is free again)
+	grep -q ' /dev/gadget gadgetfs' /proc/mounts && umount /dev/gadget
+	# a fault scenario may have lowered the usbfs memory cap
+	[ -w /sys/module/usbcore/parameters/usbfs_memory_mb ] &&
+		echo 16 > /sys/module/usbcore/parameters/usbfs_memory_mb
 	echo "cleanup: done"
 }
 

@@ -51,10 +51,13 @@ while read -r idx name; do
 	# grep/date/sleep five times a second took a fifth of the guest's CPU (perf,
 	# TCG) away from the traffic being measured.
 	rm -f /tmp/lab-timedout
+	# LAB_LIMITS: "NAME=SECONDS ..." for scenarios whose limit is not LAB_SCENARIO_TIMEOUT
+	limit=$LAB_SCENARIO_TIMEOUT
+	for kv in $LAB_LIMITS; do [ "${kv%%=*}" = "$name" ] && limit=${kv#*=}; done
 	(
-		sleep $LAB_SCENARIO_TIMEOUT
+		sleep $limit
 		: > /tmp/lab-timedout
-		echo "lab-runner: $tag timed out after ${LAB_SCENARIO_TIMEOUT}s" >> $R.log
+		echo "lab-runner: $tag timed out after ${limit}s" >> $R.log
 		kill -TERM $spid 2>/dev/null
 		sleep 2
 		kill -KILL $spid 2>/dev/null
