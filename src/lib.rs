@@ -8,12 +8,15 @@
 //! * [`wire`]: byte formats of the datapath and control plane (NTB-16/32, CDC notifications, ...).
 //! * [`class`]: one file per class (NCM, ECM, ...) implementing [`class::ClassDriver`]: bind,
 //!   framing and status; the generic datapath never knows which class it carries.
-//! * [`usb`]: the USB edge: finding, opening and claiming a device through usbfs (nusb), and the
-//!   [`usb::Transport`] seam the ring drives (a real device or [`fake`]).
+//! * [`usb`]: the USB edge: finding devices (nusb's enumeration), opening and claiming them
+//!   and submitting and reaping URBs through our own usbfs edge ([`usb::usbfs`]), and the
+//!   [`usb::Pipe`] / [`usb::Control`] seams the ring and the classes drive (a real device or
+//!   [`fake`]).
 //! * [`ring`]: the pipelined URB-style transfer ring with back-pressure.
 //! * [`tap`]: the TAP edge.
 //!
-//! All `unsafe` lives in [`sys`] (ioctls); pure logic has none.
+//! All `unsafe` lives in [`sys`] (TAP and scheduler ioctls) and [`usb::usbfs`] (usbfs ioctls
+//! and the URB hand-off); pure logic has none.
 #![warn(rust_2018_idioms)]
 
 pub mod class;
