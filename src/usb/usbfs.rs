@@ -103,6 +103,26 @@ struct RawUrb {
     usercontext: *mut c_void,
 }
 
+impl RawUrb {
+    /// A bulk or interrupt URB for `length` bytes at `buffer`, nothing else set.
+    fn new(kind: u8, endpoint: u8, buffer: *mut c_void, length: usize) -> RawUrb {
+        RawUrb {
+            kind,
+            endpoint,
+            status: 0,
+            flags: 0,
+            buffer,
+            buffer_length: length.try_into().unwrap_or(i32::MAX),
+            actual_length: 0,
+            start_frame: 0,
+            number_of_packets: 0,
+            error_count: 0,
+            signr: 0,
+            usercontext: std::ptr::null_mut(),
+        }
+    }
+}
+
 /// One transfer in flight: the kernel's view first (its address is what is submitted and
 /// reaped), then the buffer it points into.
 #[repr(C)]
@@ -332,21 +352,9 @@ impl Device {
         } else {
             data.len()
         };
+        let raw = RawUrb::new(kind, endpoint, data.as_mut_ptr().cast(), length);
         let urb = Box::new(Urb {
-            raw: RawUrb {
-                kind,
-                endpoint,
-                status: 0,
-                flags: 0,
-                buffer: data.as_mut_ptr().cast(),
-                buffer_length: length.try_into().unwrap_or(i32::MAX),
-                actual_length: 0,
-                start_frame: 0,
-                number_of_packets: 0,
-                error_count: 0,
-                signr: 0,
-                usercontext: std::ptr::null_mut(),
-            },
+            raw,
             data,
             requested,
         });
@@ -687,21 +695,10 @@ mod tests {
     #[test]
     fn completion_restores_the_requested_length() {
         let data = vec![0u8; 2048];
+        let mut raw = RawUrb::new(URB_TYPE_BULK, 0x81, std::ptr::null_mut(), 2048);
+        raw.actual_length = 60;
         let urb = Urb {
-            raw: RawUrb {
-                kind: URB_TYPE_BULK,
-                endpoint: 0x81,
-                status: 0,
-                flags: 0,
-                buffer: std::ptr::null_mut(),
-                buffer_length: 2048,
-                actual_length: 60,
-                start_frame: 0,
-                number_of_packets: 0,
-                error_count: 0,
-                signr: 0,
-                usercontext: std::ptr::null_mut(),
-            },
+            raw,
             data,
             requested: 2048,
         };
