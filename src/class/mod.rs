@@ -184,10 +184,7 @@ pub struct BusFacts {
 
 /// [`BusFacts::identity`] from the device's bus-port path, VID:PID and serial number.
 pub fn device_identity(port_path: &str, vid_pid: &str, serial: Option<&str>) -> u64 {
-    u64::from_le_bytes(derived_mac_bytes(&format!(
-        "{port_path}|{vid_pid}|{}",
-        serial.unwrap_or("")
-    )))
+    fnv1a64(&format!("{port_path}|{vid_pid}|{}", serial.unwrap_or("")))
 }
 
 /// One network class.
@@ -235,19 +232,19 @@ pub fn parse_mac_string(s: &str) -> Option<Mac> {
 /// A stable locally administered MAC derived from `seed` (e.g. the bus-port path and serial),
 /// for devices that report none.
 pub fn derived_mac(seed: &str) -> Mac {
-    let b = derived_mac_bytes(seed);
+    let b = fnv1a64(seed).to_le_bytes();
     // Locally administered (bit 1), unicast (bit 0 clear).
     [(b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5]]
 }
 
 /// FNV-1a 64 of `seed`: stable across runs and versions, which is all this needs.
-fn derived_mac_bytes(seed: &str) -> [u8; 8] {
+fn fnv1a64(seed: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in seed.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h.to_le_bytes()
+    h
 }
 
 /// The MAC from the function's iMACAddress string, or a derived one.
