@@ -267,6 +267,8 @@ iperf_run() {
 cpu_snap() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t, $5+$6}' /proc/stat; }
 # utime+stime ticks of a process
 proc_ticks() { sed 's/.*) //' /proc/$1/stat 2>/dev/null | awk '{print $12+$13}'; }
+# stime ticks of a process (time in the kernel on its behalf: syscalls, usbfs, TAP)
+proc_sticks() { sed 's/.*) //' /proc/$1/stat 2>/dev/null | awk '{print $13}'; }
 
 # measure_traffic [PID]: ping both ways, iperf3 both ways; sets the M_* values.
 # PID: a process (usbnetd) whose CPU share over the traffic window is reported.
@@ -287,7 +289,8 @@ measure_traffic() {
 	set -- $(cpu_snap)
 	_c0t=$1 _c0i=$2
 	_p0=0
-	[ -n "$_pid" ] && _p0=$(proc_ticks $_pid)
+	_s0=0
+	[ -n "$_pid" ] && _p0=$(proc_ticks $_pid) && _s0=$(proc_sticks $_pid)
 	_w0=$(now_s)
 	log "traffic: iperf3 host -> gadget, ${LAB_IPERF_SECS}s"
 	iperf_run h2d
@@ -298,10 +301,12 @@ measure_traffic() {
 	_w1=$(now_s)
 	set -- $(cpu_snap)
 	M_SYS_CPU=$(awk -v t0=$_c0t -v i0=$_c0i -v t1=$1 -v i1=$2 'BEGIN{ if (t1>t0) printf "%.0f", 100*(1-(i1-i0)/(t1-t0)); else print "-" }')
-	M_PROC_CPU=-
+	M_PROC_CPU=- M_PROC_SYS=-
 	if [ -n "$_pid" ]; then
 		_p1=$(proc_ticks $_pid)
+		_s1=$(proc_sticks $_pid)
 		[ -n "$_p1" ] && M_PROC_CPU=$(awk -v a=$_p0 -v b=$_p1 -v w0=$_w0 -v w1=$_w1 'BEGIN{ printf "%.0f", (b-a)/((w1-w0)*100)*100 }')
+		[ -n "$_s1" ] && M_PROC_SYS=$(awk -v a=$_s0 -v b=$_s1 -v w0=$_w0 -v w1=$_w1 'BEGIN{ printf "%.0f", (b-a)/((w1-w0)*100)*100 }')
 	fi
 	kill $(cat /tmp/iperf3-server.pid 2>/dev/null) 2>/dev/null
 	M_RTT_AVG=$(awk -v a=$M_RTT_H2D -v b=$M_RTT_D2H 'BEGIN{ if (a=="-"||b=="-") print "-"; else printf "%.3f", (a+b)/2 }')
@@ -324,8 +329,9 @@ start_usbnetd() {
 	# ash starts background jobs with SIGINT/SIGQUIT ignored: undo that, as a
 	# terminal would, so that usbnetd sees an ordinary SIGINT
 	# lab run --env LAB_RUST_LOG=FILTER: usbnetd's log filter (e.g. usbnetd::class=trace)
+	# lab run --env LAB_USBNETD_ARGS="...": extra arguments for every usbnetd run
 	LD_LIBRARY_PATH=/mnt/bin/lib RUST_BACKTRACE=1 $GNUENV --default-signal=INT,QUIT,TERM \
-		${LAB_RUST_LOG:+RUST_LOG=$LAB_RUST_LOG} $USBNETD "$@" > $LAB_RES.usbnetd.log 2>&1 < /dev/null &
+		${LAB_RUST_LOG:+RUST_LOG=$LAB_RUST_LOG} $USBNETD "$@" ${LAB_USBNETD_ARGS:-} > $LAB_RES.usbnetd.log 2>&1 < /dev/null &
 	UPID=$!
 }
 
