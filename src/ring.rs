@@ -1,6 +1,7 @@
 //! The transfer ring: the kernel's URB model in userspace.
 //!
-//! Two threads, one per direction, each an event loop over nusb's endpoint queues:
+//! One thread runs both directions ([`run`]; [`run_rx`] and [`run_tx`] run one direction
+//! alone, for tests), an event loop over the endpoints' [`Pipe`]s:
 //!
 //! * **RX**: `rx_queue` bulk IN transfers are always in flight. Each completion goes through
 //!   the class's [`RxFixup`]; every frame is written to the network side and the same buffer
@@ -10,15 +11,17 @@
 //!   transfers are in flight, packed by the class's [`TxFixup`] (NCM: as many as are ready
 //!   into one NTB), and the transfer is submitted as soon as the network side has nothing
 //!   more to read or the transfer is full: no timer ever holds a frame. When every slot is in
-//!   flight the thread stops reading (the frames wait in the TAP's queue, as
+//!   flight the ring stops reading (the frames wait in the TAP's queue, as
 //!   `netif_stop_queue` makes the stack wait) and counts a `tx_busy` stop; a completion frees
 //!   the slot and reading resumes. A frame that has been read is never dropped for lack of
 //!   room: it is carried until a slot frees.
 //!
-//! Each thread sleeps in `poll(2)` on an eventfd that nusb's completion wakers write, on the
-//! shared stop fd, and (TX) on the network fd while it has room. Errors follow one policy
-//! table ([`Policy::of`]): a stall is cleared and the ring goes on, faults are counted and
-//! retried with a breaker, a disconnect ends the run.
+//! The thread sleeps in one `poll(2)`: on the usbfs fd of the device (POLLOUT while a
+//! completion waits to be reaped), on an eventfd that waker-driven pipes (the in-memory fake
+//! device) write, on the shared stop fd, and on the network fd while TX has room. One
+//! wake-up serves every completion that is ready and both directions. Errors follow one
+//! policy table ([`Policy::of`]): a stall is cleared and the ring goes on, faults are
+//! counted and retried with a breaker, a disconnect ends the run.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
@@ -126,7 +129,7 @@ impl Stop {
     }
 }
 
-/// A waker that makes an eventfd readable: nusb's completion thread wakes our `poll`.
+/// A waker that makes an eventfd readable: a waker-driven pipe's completion wakes our `poll`.
 struct EventFdWaker(OwnedFd);
 
 impl Wake for EventFdWaker {
