@@ -42,6 +42,7 @@
 #include <linux/usb/ch9.h>
 #include <linux/usb/gadgetfs.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -775,6 +776,25 @@ static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void on_usr1(int sig) { (void)sig; }
 
+/* RNDIS: the ep0 thread runs SCHED_FIFO. The host's SEND_ENCAPSULATED_COMMAND completes in
+ * the kernel (gadgetfs takes an OUT data stage by itself), and its GET_ENCAPSULATED_RESPONSE
+ * follows at once; gadgetfs keeps only the newest unread SETUP, so unless the ep0 reader
+ * runs before the host's thread does, the command is lost (measured: rndis_host's INITIALIZE
+ * was, every time). The other threads, spawned from ep0, go back to normal scheduling. */
+static void ep0_realtime(void)
+{
+	struct sched_param sp = {.sched_priority = 10};
+	int e = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+	if (e)
+		say("SCHED_FIFO for ep0: %s (commands may be lost)", strerror(e));
+}
+
+static void normal_priority(void)
+{
+	struct sched_param sp = {.sched_priority = 0};
+	pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+}
+
 static __thread struct watch *mine;
 
 static struct watch *watch_slot(void)
@@ -942,6 +962,7 @@ static void *out_reader(void *arg)
 {
 	static uint8_t buf[65536];
 	(void)arg;
+	normal_priority();
 	for (;;) {
 		int fd = ep_out;
 		ssize_t r;
@@ -1051,6 +1072,7 @@ static void *commands(void *arg)
 	char line[256];
 	int fd;
 	(void)arg;
+	normal_priority();
 	if (!ctl_path)
 		return NULL;
 	fd = open(ctl_path, O_RDWR);
@@ -1155,6 +1177,7 @@ static void disable_endpoints(void)
 static void *connect_notifier(void *arg)
 {
 	(void)arg;
+	normal_priority();
 	send_connect();
 	/* one of these per SET_INTERFACE: a slot kept per thread ran out after a few */
 	watch_release();
@@ -1191,6 +1214,9 @@ static void handle_setup(const struct usb_ctrlrequest *s)
 	uint8_t buf[256];
 	int type = s->bRequestType;
 
+	/* (RNDIS commands are traced after their data stage is read: see rndis_setup) */
+	if (getenv("HOSTILE_TRACE") && *getenv("HOSTILE_TRACE") && !(rndis_mode && type == 0x21))
+		say("setup %02x.%02x v%04x i%04x l%u", type, s->bRequest, value, index, length);
 	if (rndis_mode && rndis_setup(s))
 		return;
 	if (type == USB_DIR_IN && s->bRequest == USB_REQ_GET_DESCRIPTOR && (value >> 8) == USB_DT_STRING) {
@@ -1295,6 +1321,10 @@ static void ep0_loop(void)
 		if (r < 0) {
 			if (errno == EINTR || errno == EIDRM || errno == EAGAIN)
 				continue;
+			if (errno == EL2HLT) {	/* a request aborted by the next SETUP */
+				say("ep0: a control request was overtaken by the next one");
+				continue;
+			}
 			die("ep0 read: %s", strerror(errno));
 		}
 		n = r / sizeof ev[0];
@@ -1358,6 +1388,8 @@ static void start_device(void)
 		say("device up: params %s, descriptors %s", params_case, desc_case);
 	pthread_create(&t, NULL, watchdog, NULL);
 	pthread_create(&t, NULL, status_writer, NULL);
+	if (rndis_mode)
+		ep0_realtime();
 	ep0_loop();
 }
 

@@ -251,6 +251,7 @@ static void *announcer(void *arg)
 {
 	static const uint8_t avail[8] = {1, 0, 0, 0, 0, 0, 0, 0};
 	(void)arg;
+	normal_priority();
 	for (;;) {
 		ssize_t r;
 		int fd;
@@ -365,10 +366,14 @@ static int rndis_setup(const struct usb_ctrlrequest *s)
 	uint8_t buf[1100];
 	if (s->bRequestType == (USB_DIR_OUT | USB_TYPE_CLASS | USB_RECIP_INTERFACE) &&
 	    s->bRequest == 0x00) {	/* SEND_ENCAPSULATED_COMMAND */
+		/* the data stage first, before anything that may block (a log line): the
+		 * host's next request would overwrite this one */
 		size_t want = s->wLength < sizeof buf ? s->wLength : sizeof buf;
 		ssize_t r = want ? read(ep0_fd, buf, want) : 0;
 		if (!want)
 			ack();
+		if (r < 0)
+			say("SEND_ENCAPSULATED_COMMAND of %u bytes lost: %s", s->wLength, strerror(errno));
 		if (r > 0)
 			rndis_command(buf, r);
 		return 1;
