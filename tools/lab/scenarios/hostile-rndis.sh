@@ -55,7 +55,12 @@ ustat() {
 	LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json 2>/dev/null |
 		tr -d ' ",' | awk -F: -v k=$1 '$1==k{v=$2} END{print v+0}'
 }
-udrops() { echo $(($(ustat rx_drop_bad_transfer) + $(ustat rx_drop_bad_frame))); }
+# usnap: one `usbnetd stats` call (slow under TCG) -> U_DROPS (bad transfers + bad frames), U_FRAMES
+usnap() {
+	_j=$(LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json 2>/dev/null | tr -d ' ",')
+	U_DROPS=$(echo "$_j" | awk -F: '$1=="rx_drop_bad_transfer"||$1=="rx_drop_bad_frame"{v+=$2} END{print v+0}')
+	U_FRAMES=$(echo "$_j" | awk -F: '$1=="rx_frames"{v=$2} END{print v+0}')
+}
 rxp() { cat /sys/class/net/$1/statistics/rx_packets 2>/dev/null || echo 0; }
 rxb() { cat /sys/class/net/$1/statistics/rx_bytes 2>/dev/null || echo 0; }
 carrier() { [ "$(cat /sys/class/net/$1/carrier 2>/dev/null)" = 1 ]; }
@@ -64,9 +69,11 @@ cell() { echo "$1|$2|$3|$4" >> $TABLE; }
 # run_data IF WHO: every data case, status case and the stall against interface IF
 run_data() {
 	_if=$1 _who=$2
+	# the counters after one case are the baseline of the next (one slow stats call less)
+	[ $_who = usbnetd ] && { sleep 1.2; usnap; }
 	for c in $($H --list | awk '$1=="case"{print $2}'); do
 		p0=$(rxp $_if) b0=$(rxb $_if)
-		[ $_who = usbnetd ] && { d0=$(udrops); f0=$(ustat rx_frames); }
+		[ $_who = usbnetd ] && { d0=$U_DROPS f0=$U_FRAMES; }
 		hcmd case $c || { fail "$_who: hostile case $c did not finish"; cell data $c $_who "device stuck"; continue; }
 		mn=$(kv expect_min "$HDONE") mx=$(kv expect_max "$HDONE") nb=$(kv bytes "$HDONE")
 		if [ $_who = usbnetd ]; then sleep 1.2; else sleep 0.4; fi
@@ -78,8 +85,9 @@ run_data() {
 		[ $got -lt 2 ] && verdict="LOST a valid frame"
 		out="$got frames (of $mn..$mx)"
 		if [ $_who = usbnetd ]; then
-			drops=$(($(udrops) - d0))
-			frames=$(($(ustat rx_frames) - f0))
+			usnap
+			drops=$((U_DROPS - d0))
+			frames=$((U_FRAMES - f0))
 			out="$out, $drops drop(s) counted"
 			is_alive $UPID || verdict="usbnetd DIED"
 			[ $frames = $got ] || verdict="$verdict; usbnetd counted $frames frames, TAP $got"
@@ -135,9 +143,13 @@ run_data() {
 # then two frames from the device; sets TX_GOOD TX_BAD TX_OVER RX_GOT
 txrx() {
 	_g0=$(hstat out_good) _x0=$(hstat out_bad) _o0=$(hstat out_oversize) _p0=$(rxp $1)
-	ping -c 1 -W 1 $NET_GADGET > /dev/null 2>&1
-	sleep 0.3
+	# nothing answers: the ARP request is what goes out; no need to wait out -W
+	ping -c 1 -W 1 $NET_GADGET > /dev/null 2>&1 &
+	_ping=$!
 	hcmd valid 2
+	sleep 0.4
+	kill $_ping 2>/dev/null
+	wait $_ping 2>/dev/null
 	sleep 0.3
 	TX_GOOD=$(($(hstat out_good) - _g0)) TX_BAD=$(($(hstat out_bad) - _x0))
 	TX_OVER=$(($(hstat out_oversize) - _o0)) RX_GOT=$(($(rxp $1) - _p0))
@@ -145,11 +157,15 @@ txrx() {
 
 # kernel_bringup CASE: how rndis_host takes the device now plugged
 kernel_bringup() {
-	if ! wait_for 4 has_host_if; then
+	KBOUND=0
+	# a netdev, or rndis_host's probe failure (counted from before this plug)
+	if ! wait_for 4 sh -c "[ -n \"\$(ls -d $USBDEV/$GADGET_PORT:*/net/* 2>/dev/null)\" ] || [ \$(dmesg | grep -c 'rndis_host: probe of') -gt $PROBES0 ]" ||
+		! has_host_if; then
 		cell reply $1 rndis_host "no netdev ($(dmesg | grep -i 'rndis' | tail -1 | sed 's/^\[[^]]*\] //' | cut -c1-80))"
 		return
 	fi
 	_k=$(host_ifname)
+	KBOUND=1
 	$IP link set $_k up
 	$IP addr replace $NET_HOST/24 dev $_k
 	txrx $_k
@@ -179,7 +195,7 @@ usbnetd_bringup() {
 		_rc=$?
 		cp $LAB_RES.usbnetd.log $LAB_RES.usbnetd.reply-$1.log
 		_lines=$(grep -c '^usbnetd: ' $LAB_RES.usbnetd.log)
-		_msg=$(grep '^usbnetd: ' $LAB_RES.usbnetd.log | tail -1 | cut -c10-260)
+		_msg=$(grep '^usbnetd: ' $LAB_RES.usbnetd.log | tail -1 | cut -c10-330)
 		out="refused (exit $_rc): $_msg"
 		if [ $_rc = 0 ] || [ $_rc -ge 100 ] || [ "$_lines" != 1 ]; then
 			fail "usbnetd, reply $1: exit $_rc with $_lines error line(s): not a clear refusal"
@@ -188,6 +204,10 @@ usbnetd_bringup() {
 		fi
 		# nothing half-configured: no TAP left, the interface given back to rndis_host
 		[ -e /sys/class/net/$TAP ] && { fail "usbnetd, reply $1: $TAP left after the refusal"; out="$out; $TAP LEFT"; }
+		if [ $KBOUND = 1 ] && ! wait_for 5 iface_bound_to rndis_host; then
+			fail "usbnetd, reply $1: rndis_host not back after the refusal"
+			out="$out; rndis_host NOT BACK"
+		fi
 		cell reply $1 usbnetd "$out"
 		return
 	fi
@@ -230,6 +250,7 @@ run_data $TAP usbnetd
 LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json > $LAB_RES.stats.json 2>&1
 log "usbnetd stats after the data cases: $(tr -d ' \n' < $LAB_RES.stats.json | cut -c1-600)"
 stop_usbnetd
+cp $LAB_RES.usbnetd.log $LAB_RES.usbnetd.data.log
 check "kernel driver back on the hostile device after usbnetd" wait_for 5 iface_bound_to rndis_host
 hostile_stop
 
@@ -237,6 +258,7 @@ hostile_stop
 log "==== bring-up cases ===="
 for r in $($H --list | awk '$1=="reply" && $2!="normal"{print $2}'); do
 	log "-- reply $r"
+	PROBES0=$(dmesg | grep -c 'rndis_host: probe of')
 	hostile_start --reply $r
 	kernel_bringup $r
 	usbnetd_bringup $r
