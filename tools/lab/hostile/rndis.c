@@ -730,7 +730,7 @@ static void rndis_check_out(const uint8_t *b, size_t n)
 			goto bad;
 		off = get32(b + at + 8);
 		dlen = get32(b + at + 12);
-		if (off < RNDIS_HDR - 8 || off > len || dlen > len - 8 - off || dlen < 14)
+		if (off < RNDIS_HDR - 8 || off > len - 8 || dlen > len - 8 - off || dlen < 14)
 			goto bad;
 		frames++;
 		at += len;
