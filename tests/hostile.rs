@@ -3,7 +3,9 @@
 //!
 //! Each NTB case carries the frames a strict host delivers (`min`) and at most (`max`, the
 //! distinct well-placed datagrams in the transfer); the decoder must stay in that range,
-//! never deliver a byte twice, and account for every datagram it does not deliver.
+//! never deliver a byte twice, and account for every datagram it does not deliver. The
+//! RNDIS catalogue (`hostile --class rndis`) goes through `RndisRx` the same way, and its
+//! lying bring-up replies through the message parser.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -143,5 +145,109 @@ fn hostile_notification_streams_end_with_the_link_up() {
             Some(&Notification::NetworkConnection { connected: true }),
             "{case}: {out:?}"
         );
+    }
+}
+
+/// (case, min, max): frames of the malformed RNDIS transfer a correct host delivers
+/// (`hostile --class rndis --list`; the seeds are `fuzz/seeds/rndis/hostile-CASE`).
+const RNDIS_CASES: &[(&str, usize, usize)] = &[
+    ("data-offset-wrap", 0, 0),
+    ("data-len-wrap", 0, 0),
+    ("data-past-msg", 0, 0),
+    ("data-in-header", 0, 0),
+    ("msglen-0", 0, 0),
+    ("msglen-20", 0, 0),
+    ("msglen-big", 0, 0),
+    ("wrong-type", 0, 0),
+    ("mid-data-lie", 1, 2),
+    ("mid-len-lie", 1, 1),
+    ("mid-len-short", 1, 1),
+    ("five-per-transfer", 5, 5),
+    ("data-zero-len", 0, 0),
+    ("runt", 0, 0),
+    ("giant", 0, 0),
+    ("oob-ppi-outside", 0, 1),
+    ("trailing-junk", 1, 1),
+    ("garbage", 0, 0),
+];
+
+#[test]
+fn every_hostile_rndis_transfer_stays_within_what_it_carries() {
+    use usbnetd::class::rndis::RndisRx;
+    use usbnetd::class::{RxDrops, RxFixup};
+    let all = seeds("rndis");
+    let data = all
+        .keys()
+        .filter(|k| !k.starts_with("reply-") && !k.starts_with("indicate-"))
+        .count();
+    assert_eq!(data, RNDIS_CASES.len(), "catalogue and table differ");
+    for &(case, min, max) in RNDIS_CASES {
+        let transfer = all
+            .get(case)
+            .unwrap_or_else(|| panic!("no seed for {case}"));
+        let base = transfer.as_ptr() as usize;
+        let mut spans = Vec::new();
+        let mut drops = RxDrops::default();
+        RndisRx::new(1514).rx_fixup(
+            transfer,
+            &mut |f| {
+                let start = f.as_ptr() as usize - base;
+                spans.push((start, start + f.len()));
+            },
+            &mut drops,
+        );
+        let got = spans.len();
+        assert!(
+            (min..=max).contains(&got),
+            "{case}: {got} frames, want {min}..={max}"
+        );
+        spans.sort_unstable();
+        assert!(
+            spans.windows(2).all(|w| w[0].1 <= w[1].0),
+            "{case}: overlapping frames {spans:?}"
+        );
+        // The bytes delivered are the transfer's, each once, and no frame comes from a
+        // message header (44 bytes before every frame at least).
+        assert!(spans.iter().all(|&(s, e)| s >= 44 && e <= transfer.len()));
+        if got < max || max == 0 {
+            assert!(
+                drops.bad_frame + drops.bad_transfer > 0,
+                "{case}: {got} of {max} delivered, no drop counted"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_hostile_rndis_replies_parse_or_fail_with_a_reason() {
+    use usbnetd::wire::rndis::Message;
+    let all = seeds("rndis");
+    let replies: Vec<_> = all
+        .iter()
+        .filter(|(k, _)| k.starts_with("reply-") || k.starts_with("indicate-"))
+        .collect();
+    assert!(replies.len() >= 20, "{} replies", replies.len());
+    for (case, bytes) in replies {
+        match Message::parse(bytes) {
+            Ok(m) => {
+                // what parses re-emits to a message that parses the same
+                assert_eq!(Message::parse(&m.to_vec()), Ok(m), "{case}");
+            }
+            Err(e) => assert!(!e.to_string().is_empty(), "{case}"),
+        }
+    }
+    // the lies the bring-up must not take at face value
+    for case in [
+        "reply-init-len-long",
+        "reply-init-short",
+        "reply-mac-offset-wrap-query",
+        "reply-mac-len-wrap-query",
+        "reply-mac-past-msg-query",
+        "indicate-bad-0",
+        "indicate-bad-1",
+        "indicate-bad-2",
+        "indicate-bad-3",
+    ] {
+        assert!(Message::parse(&all[case]).is_err(), "{case} parsed");
     }
 }

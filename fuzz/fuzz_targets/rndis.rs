@@ -1,7 +1,8 @@
 //! Fuzz the RNDIS message parser, the PACKET_MSG walk and the TX framer.
 //!
 //! The input is a message (or an IN transfer) from a hostile device, as the seeds captured
-//! from the Linux gadget and QEMU are.
+//! from the Linux gadget and QEMU are, and the lab's hostile RNDIS catalogue
+//! (`hostile --dump-seeds`: `hostile-*`, lying replies and malformed transfers).
 //!
 //! * `Message::parse` must not panic; what it parses must emit and parse back to itself, and
 //!   every buffer it returns must lie inside the input.

@@ -71,6 +71,9 @@ pub const TRACED_TRANSFERS: u8 = 8;
 pub struct Rndis {
     next_id: u32,
     iface: Option<u8>,
+    /// INITIALIZE succeeded: a bind that fails later sends HALT, so that the device is not
+    /// left initialized for nobody.
+    initialized: bool,
 }
 
 /// Encapsulated commands to one control interface.
@@ -158,7 +161,10 @@ impl RndisControl {
 
     /// Send `m` and poll for the reply of type `reply` with the same RequestId; messages met
     /// on the way go through [`unsolicited`](Self::unsolicited) (their media state lands in
-    /// `media`). Returns the reply's bytes.
+    /// `media`). Returns the reply's bytes once its header (type, RequestId) matches, whether
+    /// or not the rest parses: the caller decides whether a malformed reply is fatal, and
+    /// says why, instead of waiting out the timeout. A timeout names the last message
+    /// skipped (a reply of the wrong type or RequestId is such a message).
     fn command(
         &self,
         m: &Message<'_>,
@@ -170,6 +176,7 @@ impl RndisControl {
         self.send(m)
             .map_err(|source| BindError::Control { what, source })?;
         let deadline = Instant::now() + REPLY_TIMEOUT;
+        let (mut skipped, mut last_skipped) = (0u32, String::new());
         // Bounded by time, whatever the device answers (a device that keeps sending other
         // messages must not hold bind forever).
         while Instant::now() < deadline {
@@ -180,20 +187,37 @@ impl RndisControl {
                 std::thread::sleep(POLL_INTERVAL);
                 continue;
             };
+            if le32(&bytes) == Some(reply) && bytes.get(8..).and_then(le32) == id {
+                return Ok(bytes);
+            }
+            skipped += 1;
             match Message::parse(&bytes) {
-                Ok(r) if r.message_type() == reply && r.request_id() == id => return Ok(bytes),
                 Ok(other) => {
+                    last_skipped = match other.request_id() {
+                        Some(rid) => {
+                            format!("type {:#010x}, RequestId {rid}", other.message_type())
+                        }
+                        None => format!("type {:#010x}", other.message_type()),
+                    };
                     if let Some(up) = self.unsolicited(&other) {
                         *media = Some(up);
                     }
                 }
-                Err(e) => log::debug!("RNDIS response skipped while waiting for {what}: {e}"),
+                Err(e) => {
+                    log::debug!("RNDIS response skipped while waiting for {what}: {e}");
+                    last_skipped = e.to_string();
+                }
             }
         }
-        Err(BindError::BadReply {
-            what,
-            detail: format!("no reply within {} ms", REPLY_TIMEOUT.as_millis()),
-        })
+        let mut detail = format!("no reply within {} ms", REPLY_TIMEOUT.as_millis());
+        if skipped > 0 {
+            detail += &format!(
+                " ({skipped} other message(s) skipped, the last: {last_skipped}; \
+                 wanted type {reply:#010x}, RequestId {})",
+                id.unwrap_or(0)
+            );
+        }
+        Err(BindError::BadReply { what, detail })
     }
 }
 
@@ -203,14 +227,15 @@ impl Rndis {
         self.next_id
     }
 
-    /// QUERY `oid`: the information buffer, or `Err(status)` for a failed status.
+    /// QUERY `oid`: the information buffer, or why there is none (a failed status, or a
+    /// QUERY_CMPLT whose lengths or offsets lie).
     fn query(
         &mut self,
         rc: &RndisControl,
         oid: u32,
         what: &'static str,
         media: &mut Media,
-    ) -> Result<Result<Vec<u8>, u32>, BindError> {
+    ) -> Result<Result<Vec<u8>, NoValue>, BindError> {
         let q = Message::Query {
             request_id: self.id(),
             oid,
@@ -223,14 +248,33 @@ impl Rndis {
                 info,
                 ..
             }) => Ok(Ok(info.to_vec())),
-            Ok(Message::QueryCmplt { status, .. }) => Ok(Err(status)),
-            _ => unreachable_reply(what),
+            Ok(Message::QueryCmplt { status, .. }) => Ok(Err(NoValue::Status(status))),
+            Ok(_) => unreachable_reply(what),
+            Err(e) => Ok(Err(NoValue::Malformed(e))),
+        }
+    }
+}
+
+/// Why a QUERY gave no value.
+#[derive(Debug)]
+enum NoValue {
+    /// QUERY_CMPLT with a failed status.
+    Status(u32),
+    /// QUERY_CMPLT whose buffer lies (the kernel's rndis_host had out-of-bounds reads here).
+    Malformed(rndis::RndisError),
+}
+
+impl std::fmt::Display for NoValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoValue::Status(st) => write!(f, "status {st:#010x}"),
+            NoValue::Malformed(e) => write!(f, "malformed reply: {e}"),
         }
     }
 }
 
 fn unreachable_reply<T>(what: &'static str) -> Result<T, BindError> {
-    // `command` returns only bytes that parsed as the wanted type.
+    // `command` returns only bytes whose header has the wanted type.
     Err(BindError::BadReply {
         what,
         detail: "reply changed type".into(),
@@ -247,6 +291,36 @@ impl ClassDriver for Rndis {
     }
 
     fn bind(
+        &mut self,
+        ctl: &Arc<dyn Control>,
+        func: &NetFunction,
+        bus: BusFacts,
+    ) -> Result<Binding, BindError> {
+        self.initialized = false;
+        let r = self.bind_steps(ctl, func, bus);
+        if r.is_err() && self.initialized {
+            self.unbind(&**ctl, func);
+        }
+        r
+    }
+
+    fn unbind(&mut self, ctl: &dyn Control, func: &NetFunction) {
+        let Some(iface) = self.iface.or(func.control_interface) else {
+            return;
+        };
+        let halt = Message::Halt {
+            request_id: self.id(),
+        };
+        match ctl.class_out(request::SEND_ENCAPSULATED_COMMAND, 0, iface, &halt.to_vec()) {
+            Ok(()) => log::debug!("RNDIS HALT sent"),
+            Err(e) => log::debug!("RNDIS HALT: {e}"),
+        }
+    }
+}
+
+impl Rndis {
+    /// The bring-up; [`ClassDriver::bind`] adds the HALT when it fails half-way.
+    fn bind_steps(
         &mut self,
         ctl: &Arc<dyn Control>,
         func: &NetFunction,
@@ -270,7 +344,11 @@ impl ClassDriver for Rndis {
         };
         let what = "RNDIS INITIALIZE";
         let bytes = rc.command(&init, msg::INITIALIZE_CMPLT, what, &mut media)?;
-        let Ok(Message::InitializeCmplt {
+        let parsed = Message::parse(&bytes).map_err(|e| BindError::BadReply {
+            what,
+            detail: format!("malformed INITIALIZE_CMPLT: {e}"),
+        })?;
+        let Message::InitializeCmplt {
             status: st,
             major,
             minor,
@@ -279,7 +357,7 @@ impl ClassDriver for Rndis {
             max_transfer_size,
             packet_alignment_factor,
             ..
-        }) = Message::parse(&bytes)
+        } = parsed
         else {
             return unreachable_reply(what);
         };
@@ -289,6 +367,7 @@ impl ClassDriver for Rndis {
                 detail: format!("status {st:#010x}"),
             });
         }
+        self.initialized = true;
         if medium != rndis::MEDIUM_802_3 {
             return Err(BindError::BadReply {
                 what,
@@ -322,8 +401,8 @@ impl ClassDriver for Rndis {
                         derived(func, bus)
                     }
                 },
-                Err(st) => {
-                    log::warn!("RNDIS permanent address query failed ({st:#010x}); deriving one");
+                Err(why) => {
+                    log::warn!("RNDIS permanent address query failed ({why}); deriving one");
                     derived(func, bus)
                 }
             };
@@ -331,8 +410,12 @@ impl ClassDriver for Rndis {
         let what = "RNDIS QUERY OID_GEN_MAXIMUM_FRAME_SIZE";
         let frame_size = match self.query(&rc, oid::GEN_MAXIMUM_FRAME_SIZE, what, &mut media)? {
             Ok(info) => le32(&info),
-            Err(st) => {
-                log::debug!("{what}: status {st:#010x}");
+            Err(why @ NoValue::Malformed(_)) => {
+                log::warn!("{what}: {why}");
+                None
+            }
+            Err(why) => {
+                log::debug!("{what}: {why}");
                 None
             }
         };
@@ -343,7 +426,10 @@ impl ClassDriver for Rndis {
         let mtu = match frame_size {
             Some(f) if f >= 68 => f.min(1500).min(fits),
             other => {
-                log::warn!("RNDIS maximum frame size {other:?} unusable; MTU 1500");
+                match other {
+                    Some(f) => log::warn!("RNDIS maximum frame size {f} unusable; MTU 1500"),
+                    None => log::warn!("RNDIS maximum frame size unknown; MTU 1500"),
+                }
                 1500u32.min(fits)
             }
         };
@@ -377,7 +463,7 @@ impl ClassDriver for Rndis {
                 Some(1) => media = Some(false),
                 other => log::debug!("{what}: {other:?}"),
             },
-            Err(st) => log::debug!("{what}: status {st:#010x}"),
+            Err(why) => log::debug!("{what}: {why}"),
         }
 
         let align = 1usize << align_factor;
@@ -408,19 +494,6 @@ impl ClassDriver for Rndis {
             )),
             status: Box::new(RndisStatus { rc }),
         })
-    }
-
-    fn unbind(&mut self, ctl: &dyn Control, func: &NetFunction) {
-        let Some(iface) = self.iface.or(func.control_interface) else {
-            return;
-        };
-        let halt = Message::Halt {
-            request_id: self.id(),
-        };
-        match ctl.class_out(request::SEND_ENCAPSULATED_COMMAND, 0, iface, &halt.to_vec()) {
-            Ok(()) => log::debug!("RNDIS HALT sent"),
-            Err(e) => log::debug!("RNDIS HALT: {e}"),
-        }
     }
 }
 
@@ -502,6 +575,12 @@ impl RxFixup for RndisRx {
             match p {
                 Ok(f) if (ETH_HLEN..=self.max_frame).contains(&f.len()) => deliver(f),
                 Ok(_) => drops.bad_frame += 1,
+                // One message with lying data offsets, skipped alone (the walk goes on).
+                Err(e @ rndis::RndisError::BadBuffer { .. }) => {
+                    log::debug!("RNDIS IN transfer of {} bytes: {e}", xfer.len());
+                    drops.bad_frame += 1;
+                }
+                // The rest of the transfer cannot be framed.
                 Err(e) => {
                     log::debug!("RNDIS IN transfer of {} bytes: {e}", xfer.len());
                     drops.bad_transfer += 1;
@@ -608,6 +687,8 @@ mod tests {
         inject: Mutex<Vec<Vec<u8>>>,
         sent: Mutex<Vec<Vec<u8>>>,
         media_disconnected: bool,
+        /// Rewrites each reply before it is queued (the hostile device's lies).
+        mangle: Option<fn(&mut Vec<u8>)>,
     }
 
     impl Control for Device {
@@ -664,6 +745,10 @@ mod tests {
                 Message::Halt { .. } | Message::KeepaliveCmplt { .. } => return Ok(()),
                 other => panic!("unexpected {other:?}"),
             };
+            let mut reply = reply;
+            if let Some(f) = self.mangle {
+                f(&mut reply);
+            }
             q.push_back(reply);
             Ok(())
         }
@@ -850,6 +935,173 @@ mod tests {
                 status: 0
             })
         );
+    }
+
+    fn put(b: &mut [u8], at: usize, v: u32) {
+        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    fn mangled(f: fn(&mut Vec<u8>)) -> Arc<Device> {
+        Arc::new(Device {
+            mangle: Some(f),
+            ..Device::default()
+        })
+    }
+
+    fn sent_types(dev: &Device) -> Vec<u32> {
+        dev.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| Message::parse(m).unwrap().message_type())
+            .collect()
+    }
+
+    #[test]
+    // One signature for every mangler: some of them truncate the reply.
+    #[allow(clippy::ptr_arg)]
+    fn a_malformed_initialize_cmplt_is_refused_at_once_naming_the_lie() {
+        // hostile --reply init-len-long: MessageLength 200, 52 bytes sent (rndis_host
+        // accepted this). And init-short: a 24-byte INITIALIZE_CMPLT.
+        fn long(r: &mut Vec<u8>) {
+            if le32(r) == Some(msg::INITIALIZE_CMPLT) {
+                put(r, 4, 200);
+            }
+        }
+        fn short(r: &mut Vec<u8>) {
+            if le32(r) == Some(msg::INITIALIZE_CMPLT) {
+                r.truncate(24);
+                put(r, 4, 24);
+            }
+        }
+        for (f, want) in [
+            (
+                long as fn(&mut Vec<u8>),
+                "MessageLength 200 does not fit the 52 bytes",
+            ),
+            (short, "24 bytes, its header needs 52"),
+        ] {
+            let dev = mangled(f);
+            let ctl: Arc<dyn Control> = dev.clone();
+            let t = Instant::now();
+            let e = Rndis::default().bind(&ctl, &function(), BUS).err().unwrap();
+            let e = e.to_string();
+            assert!(
+                e.contains("malformed INITIALIZE_CMPLT") && e.contains(want),
+                "{e}"
+            );
+            assert!(t.elapsed() < REPLY_TIMEOUT, "no waiting out the timeout");
+            // Never initialized: no HALT.
+            assert_eq!(sent_types(&dev), [msg::INITIALIZE]);
+        }
+    }
+
+    #[test]
+    fn a_reply_with_the_wrong_request_id_times_out_naming_what_was_skipped() {
+        // hostile --reply init-id: RequestId + 7.
+        let dev = mangled(|r| {
+            if le32(r) == Some(msg::INITIALIZE_CMPLT) {
+                put(r, 8, 8);
+            }
+        });
+        let ctl: Arc<dyn Control> = dev.clone();
+        let e = Rndis::default().bind(&ctl, &function(), BUS).err().unwrap();
+        let e = e.to_string();
+        assert!(
+            e.contains("no reply within")
+                && e.contains("RequestId 8;")
+                && e.contains("RequestId 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    // One signature for every mangler: some of them truncate the reply.
+    #[allow(clippy::ptr_arg)]
+    fn lying_mac_and_frame_size_replies_fall_back_and_bind() {
+        // hostile --reply mac-offset-wrap (8 + InformationBufferOffset wraps to 0),
+        // mac-len-wrap, mac-past-msg, mac-5; then frame-0.
+        fn offset_wrap(r: &mut Vec<u8>) {
+            if r.len() == 30 {
+                put(r, 20, 0xffff_fff8);
+            }
+        }
+        fn len_wrap(r: &mut Vec<u8>) {
+            if r.len() == 30 {
+                put(r, 16, 0xffff_fff0);
+            }
+        }
+        fn past(r: &mut Vec<u8>) {
+            if r.len() == 30 {
+                put(r, 16, 400);
+            }
+        }
+        fn five(r: &mut Vec<u8>) {
+            if r.len() == 30 {
+                r.truncate(29);
+                put(r, 4, 29);
+                put(r, 16, 5);
+            }
+        }
+        for f in [offset_wrap as fn(&mut Vec<u8>), len_wrap, past, five] {
+            let dev = mangled(f);
+            let ctl: Arc<dyn Control> = dev.clone();
+            let b = Rndis::default().bind(&ctl, &function(), BUS).unwrap();
+            assert!(
+                b.link.mac_source.starts_with("derived"),
+                "{}",
+                b.link.mac_source
+            );
+            assert_eq!(b.link.mac[0] & 3, 2, "locally administered unicast");
+            assert_eq!(b.link.mtu, 1500);
+        }
+        let dev = mangled(|r| {
+            // the 4-byte frame size reply: 0
+            if r.len() == 28 && le32(&r[24..]) == Some(1500) {
+                put(r, 24, 0);
+            }
+        });
+        let ctl: Arc<dyn Control> = dev.clone();
+        let b = Rndis::default().bind(&ctl, &function(), BUS).unwrap();
+        assert_eq!((b.link.mtu, b.link.mac), (1500, [0x02, 1, 2, 3, 4, 5]));
+    }
+
+    #[test]
+    fn a_bind_failing_after_initialize_halts_the_device() {
+        let dev = mangled(|r| {
+            if le32(r) == Some(msg::SET_CMPLT) {
+                put(r, 12, status::FAILURE);
+            }
+        });
+        let ctl: Arc<dyn Control> = dev.clone();
+        let e = Rndis::default().bind(&ctl, &function(), BUS).err().unwrap();
+        assert!(e.to_string().contains("status 0xc0000001"), "{e}");
+        assert_eq!(
+            sent_types(&dev),
+            [msg::INITIALIZE, msg::QUERY, msg::QUERY, msg::SET, msg::HALT]
+        );
+    }
+
+    #[test]
+    fn rx_skips_a_message_whose_data_lies_and_keeps_the_next() {
+        // hostile case mid-data-lie: three messages, the middle DataLength 200 in a
+        // 124-byte message.
+        let mut xfer = Vec::new();
+        for (len, fill) in [(60usize, 1u8), (80, 2), (100, 3)] {
+            xfer.extend_from_slice(
+                &Message::Packet {
+                    data: &frame(len, fill),
+                }
+                .to_vec(),
+            );
+        }
+        put(&mut xfer, 104 + 12, 200);
+        let mut rx = RndisRx::new(1514);
+        let mut drops = RxDrops::default();
+        let mut got = Vec::new();
+        rx.rx_fixup(&xfer, &mut |f| got.push((f.len(), f[0])), &mut drops);
+        assert_eq!(got, [(60, 1), (100, 3)]);
+        assert_eq!((drops.bad_frame, drops.bad_transfer), (1, 0));
     }
 
     fn frame(len: usize, fill: u8) -> Vec<u8> {

@@ -832,8 +832,13 @@ impl<'a> PacketView<&'a [u8]> {
     }
 }
 
-/// The PACKET_MSGs of one bulk IN transfer, in order. Yields each frame, or one error and
-/// then nothing (a message whose length cannot be trusted leaves no way to find the next).
+/// The PACKET_MSGs of one bulk IN transfer, in order. Yields each frame or an error per
+/// message. A PACKET_MSG whose header is sound (type PACKET, `MessageLength` at least the
+/// 44-byte header and inside the transfer) but whose `DataOffset`/`DataLength` lie
+/// ([`RndisError::BadBuffer`]) is skipped alone: its `MessageLength` still says where the
+/// next message starts. Any other error ends the walk (a length that cannot be trusted
+/// leaves no way to find the next message). Every step moves forward by at least one
+/// header, so no byte is yielded twice and the walk ends.
 /// Fewer than 8 bytes after the last message are padding (a device ends a transfer that
 /// fills its last packet with one extra byte instead of a zero-length packet) and ignored.
 #[derive(Debug, Clone)]
@@ -861,6 +866,12 @@ impl<'a> Iterator for Packets<'a> {
                 let (msg, tail) = rest.split_at(p.message_length() as usize);
                 self.rest = tail;
                 Some(Ok(PacketView::new_unchecked(msg).into_data()))
+            }
+            Err(e @ RndisError::BadBuffer { msg_len, .. }) => {
+                // BadBuffer comes only after the header checks passed: msg_len is
+                // MessageLength, 44..=rest.len().
+                self.rest = rest.get(msg_len..).unwrap_or(&[]);
+                Some(Err(e))
             }
             Err(e) => {
                 self.rest = &[];

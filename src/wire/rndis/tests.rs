@@ -281,13 +281,30 @@ fn packet_data_out_of_range() {
             "field {at} = {v:#x}: {got:?}"
         );
     }
-    // A good message, then a bad one: the good one is delivered, the walk stops.
+    // Good, a message whose DataLength lies but whose MessageLength is sound, good (the
+    // hostile device's `mid-data-lie`): the liar alone is skipped, the third one arrives.
     let mut bad = F_PACKET_ARP.to_vec();
     le(&mut bad, 12, 1000);
     let xfer = [F_PACKET_ICMP, &bad, F_PACKET_ARP].concat();
     let got: Vec<_> = packets(&xfer).collect();
-    assert_eq!(got.len(), 2);
-    assert!(got[0].is_ok() && got[1].is_err());
+    assert_eq!(got.len(), 3);
+    assert!(matches!(got[1], Err(RndisError::BadBuffer { .. })));
+    assert_eq!(got[0], Ok(&F_PACKET_ICMP[44..]));
+    assert_eq!(got[2], Ok(&F_PACKET_ARP[44..]));
+    // The middle MessageLength lies (past the transfer, or cutting its own frame so that
+    // the next "message" starts inside the frame): nothing after it can be found, and
+    // nothing after it is yielded.
+    for len in [4000u32, 60] {
+        let mut bad = F_PACKET_ARP.to_vec();
+        le(&mut bad, 4, len);
+        let xfer = [F_PACKET_ICMP, &bad, F_PACKET_ARP].concat();
+        let got: Vec<_> = packets(&xfer).collect();
+        assert_eq!(got[0], Ok(&F_PACKET_ICMP[44..]));
+        assert!(
+            got.len() >= 2 && got[1..].iter().all(|r| r.is_err()),
+            "MessageLength {len}: {got:?}"
+        );
+    }
     // A control message on the data pipe is not a packet.
     assert!(matches!(
         packets(F_SET_CMPLT).next(),

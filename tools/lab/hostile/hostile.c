@@ -7,6 +7,8 @@
  * floods or orphaned split notifications, stall its bulk IN, send valid frames. It counts
  * and checks what the host sends on bulk OUT and writes the counters to a status file.
  * Bring-up lies (GET_NTB_PARAMETERS replies, descriptors) are chosen on the command line.
+ * With --class rndis it is an RNDIS function instead (rndis.c, included at the end): the
+ * same commands run RNDIS cases, and --reply NAME picks a lying INITIALIZE or QUERY reply.
  *
  * gadgetfs rules this follows (drivers/usb/gadget/legacy/inode.c): ep0 takes tag 0 + the
  * full-speed configuration + the high-speed one + the device descriptor; endpoint files are
@@ -17,9 +19,12 @@
  * boundary gets one pad byte); closing ep0 unplugs.
  *
  *   hostile [--params NAME] [--desc NAME] [--ctl FIFO] [--status FILE] [--gadget DIR]
- *   hostile --list                  the catalogue: data, notify, params and desc cases
- *   hostile --dump-seeds DIR        write the catalogue's bytes as fuzz seeds into
- *                                   DIR/{ntb,ntb_params,notify,descriptors}/ (no gadgetfs)
+ *   hostile --class rndis [--reply NAME] [--ctl FIFO] [--status FILE] [--gadget DIR]
+ *   hostile [--class rndis] --list  the catalogue: data, notify, params and desc cases
+ *                                   (RNDIS: data, notify and reply cases)
+ *   hostile --dump-seeds DIR        write both catalogues' bytes as fuzz seeds into
+ *                                   DIR/{ntb,ntb_params,notify,descriptors,rndis}/
+ *                                   (no gadgetfs)
  *
  * Commands on the FIFO, one per line; each answers "done ..." on stdout:
  *   case NAME     valid NTB, the malformed transfer NAME, valid NTB
@@ -37,6 +42,7 @@
 #include <linux/usb/ch9.h>
 #include <linux/usb/gadgetfs.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -69,6 +75,24 @@ static int started_threads;
 
 static atomic_ulong out_transfers, out_good, out_bad, out_frames, out_bytes, out_oversize;
 static atomic_ulong in_transfers, in_errors;
+
+/* The RNDIS personality (rndis.c, included at the end of this file). */
+static int rndis_mode;
+static const char *reply_case = "normal";
+#define RNDIS_NOTIFY_MPS 8
+#define RNDIS_MAX_XFER 1600	/* MaxTransferSize the normal RNDIS device advertises */
+static atomic_ulong ka_cmplt, halts, sets, queries, inits, notifications, rq_dropped;
+static size_t rndis_config(uint8_t *b, int hs);
+static int rndis_setup(const struct usb_ctrlrequest *s);
+static void rndis_check_out(const uint8_t *b, size_t n);
+static int rndis_send_valid(void);
+static void rndis_data_case(const char *name);
+static void rndis_status_case(const char *name);
+static void rndis_connect(void);
+static void *announcer(void *arg);
+static void rndis_dump_seeds(const char *dir, int *count);
+static void rndis_list(void);
+static int rndis_reply_known(const char *name);
 
 static void die(const char *fmt, ...)
 {
@@ -111,7 +135,7 @@ static const char *string_of(int idx)
 {
 	switch (idx) {
 	case 1: return "usbnetd lab";
-	case 2: return "usbnetd hostile NCM";
+	case 2: return rndis_mode ? "usbnetd hostile RNDIS" : "usbnetd hostile NCM";
 	case 3: return "HOSTILE-0001";
 	case 4: return strcmp(desc_case, "mac-bad") ? "024C41420901" : "02:4C:41:42:09";
 	default: return NULL;
@@ -130,6 +154,8 @@ static size_t build_config(uint8_t *b, int hs)
 	unsigned bulk = hs ? HS_BULK : 64;
 	uint8_t *d;
 
+	if (rndis_mode)
+		return rndis_config(b, hs);
 	/* interface 0: communications, NCM */
 	d = b + n; n += 9;
 	d[0] = 9; d[1] = USB_DT_INTERFACE; d[2] = 0; d[3] = 0; d[4] = 1;
@@ -750,6 +776,25 @@ static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void on_usr1(int sig) { (void)sig; }
 
+/* RNDIS: the ep0 thread runs SCHED_FIFO. The host's SEND_ENCAPSULATED_COMMAND completes in
+ * the kernel (gadgetfs takes an OUT data stage by itself), and its GET_ENCAPSULATED_RESPONSE
+ * follows at once; gadgetfs keeps only the newest unread SETUP, so unless the ep0 reader
+ * runs before the host's thread does, the command is lost (measured: rndis_host's INITIALIZE
+ * was, every time). The other threads, spawned from ep0, go back to normal scheduling. */
+static void ep0_realtime(void)
+{
+	struct sched_param sp = {.sched_priority = 10};
+	int e = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+	if (e)
+		say("SCHED_FIFO for ep0: %s (commands may be lost)", strerror(e));
+}
+
+static void normal_priority(void)
+{
+	struct sched_param sp = {.sched_priority = 0};
+	pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+}
+
 static __thread struct watch *mine;
 
 static struct watch *watch_slot(void)
@@ -860,6 +905,8 @@ static int send_connect(void)
 static int send_valid(void)
 {
 	static struct ntb t;
+	if (rndis_mode)
+		return rndis_send_valid();
 	ntb16_one(&t);
 	return send_in(t.b, t.len);
 }
@@ -915,6 +962,7 @@ static void *out_reader(void *arg)
 {
 	static uint8_t buf[65536];
 	(void)arg;
+	normal_priority();
 	for (;;) {
 		int fd = ep_out;
 		ssize_t r;
@@ -927,7 +975,10 @@ static void *out_reader(void *arg)
 			usleep(20000);
 			continue;
 		}
-		check_out(buf, r);
+		if (rndis_mode)
+			rndis_check_out(buf, r);
+		else
+			check_out(buf, r);
 	}
 	return NULL;
 }
@@ -942,10 +993,13 @@ static void *status_writer(void *arg)
 		if (f) {
 			fprintf(f,
 				"out_transfers=%lu out_good=%lu out_bad=%lu out_frames=%lu out_bytes=%lu "
-				"out_oversize=%lu in_transfers=%lu in_errors=%lu\n",
+				"out_oversize=%lu in_transfers=%lu in_errors=%lu inits=%lu queries=%lu sets=%lu "
+				"halts=%lu ka_cmplt=%lu notifications=%lu rq_dropped=%lu\n",
 				atomic_load(&out_transfers), atomic_load(&out_good), atomic_load(&out_bad),
 				atomic_load(&out_frames), atomic_load(&out_bytes), atomic_load(&out_oversize),
-				atomic_load(&in_transfers), atomic_load(&in_errors));
+				atomic_load(&in_transfers), atomic_load(&in_errors), atomic_load(&inits),
+				atomic_load(&queries), atomic_load(&sets), atomic_load(&halts),
+				atomic_load(&ka_cmplt), atomic_load(&notifications), atomic_load(&rq_dropped));
 			fclose(f);
 			rename(tmp, status_path);
 		}
@@ -1018,6 +1072,7 @@ static void *commands(void *arg)
 	char line[256];
 	int fd;
 	(void)arg;
+	normal_priority();
 	if (!ctl_path)
 		return NULL;
 	fd = open(ctl_path, O_RDWR);
@@ -1031,9 +1086,15 @@ static void *commands(void *arg)
 		if (arg2)
 			*arg2++ = 0;
 		if (!strcmp(line, "case") && arg2) {
-			run_data_case(arg2);
+			if (rndis_mode)
+				rndis_data_case(arg2);
+			else
+				run_data_case(arg2);
 		} else if (!strcmp(line, "notify") && arg2) {
-			run_notify_case(arg2);
+			if (rndis_mode)
+				rndis_status_case(arg2);
+			else
+				run_notify_case(arg2);
 		} else if (!strcmp(line, "stall")) {
 			run_stall();
 		} else if (!strcmp(line, "valid")) {
@@ -1041,6 +1102,8 @@ static void *commands(void *arg)
 			for (i = 0; i < n && !err; i++)
 				err |= send_valid();
 			say("done valid %d io=%s", n, err ? "error" : "ok");
+		} else if (!strcmp(line, "connect") && rndis_mode) {
+			rndis_connect();
 		} else if (!strcmp(line, "connect")) {
 			int err = send_connect();
 			say("done connect io=%s", err ? "error" : "ok");
@@ -1082,14 +1145,17 @@ static void enable_endpoints(void)
 	if (ep_in < 0) {
 		ep_in = ep_file("ep1in-bulk", EP_IN_ADDR, USB_ENDPOINT_XFER_BULK, 64, HS_BULK, 0, 0);
 		ep_out = ep_file("ep2out-bulk", EP_OUT_ADDR, USB_ENDPOINT_XFER_BULK, 64, HS_BULK, 0, 0);
-		ep_int = ep_file("ep5in-int", EP_INT_ADDR, USB_ENDPOINT_XFER_INT, NOTIFY_MPS, NOTIFY_MPS,
-				 1, 4);
+		ep_int = ep_file("ep5in-int", EP_INT_ADDR, USB_ENDPOINT_XFER_INT,
+				 rndis_mode ? RNDIS_NOTIFY_MPS : NOTIFY_MPS,
+				 rndis_mode ? RNDIS_NOTIFY_MPS : NOTIFY_MPS, 1, 4);
 		say("endpoints enabled");
 	}
 	if (!started_threads) {
 		started_threads = 1;
 		pthread_create(&t, NULL, out_reader, NULL);
 		pthread_create(&t, NULL, commands, NULL);
+		if (rndis_mode)
+			pthread_create(&t, NULL, announcer, NULL);
 	}
 	pthread_mutex_unlock(&ep_lock);
 }
@@ -1111,6 +1177,7 @@ static void disable_endpoints(void)
 static void *connect_notifier(void *arg)
 {
 	(void)arg;
+	normal_priority();
 	send_connect();
 	/* one of these per SET_INTERFACE: a slot kept per thread ran out after a few */
 	watch_release();
@@ -1147,6 +1214,11 @@ static void handle_setup(const struct usb_ctrlrequest *s)
 	uint8_t buf[256];
 	int type = s->bRequestType;
 
+	/* (RNDIS commands are traced after their data stage is read: see rndis_setup) */
+	if (getenv("HOSTILE_TRACE") && *getenv("HOSTILE_TRACE") && !(rndis_mode && type == 0x21))
+		say("setup %02x.%02x v%04x i%04x l%u", type, s->bRequest, value, index, length);
+	if (rndis_mode && rndis_setup(s))
+		return;
 	if (type == USB_DIR_IN && s->bRequest == USB_REQ_GET_DESCRIPTOR && (value >> 8) == USB_DT_STRING) {
 		int idx = value & 0xff;
 		const char *str = string_of(idx);
@@ -1249,6 +1321,10 @@ static void ep0_loop(void)
 		if (r < 0) {
 			if (errno == EINTR || errno == EIDRM || errno == EAGAIN)
 				continue;
+			if (errno == EL2HLT) {	/* a request aborted by the next SETUP */
+				say("ep0: a control request was overtaken by the next one");
+				continue;
+			}
 			die("ep0 read: %s", strerror(errno));
 		}
 		n = r / sizeof ev[0];
@@ -1289,6 +1365,8 @@ static void start_device(void)
 	if (build_params(params_case, p) < 0)
 		die("unknown --params %s (hostile --list)", params_case);
 	adv_out_max = build_params(params_case, p) >= 20 ? get32(p + 16) : 0;
+	if (rndis_mode)	/* what the INITIALIZE reply advertises, when it is a size */
+		adv_out_max = strncmp(reply_case, "init-xfer", 9) ? RNDIS_MAX_XFER : 0;
 
 	put32(buf, 0);
 	fs = build_config(buf + n, 0);
@@ -1304,9 +1382,14 @@ static void start_device(void)
 		    gadget_dir);
 	if (write(ep0_fd, buf, n) != (ssize_t)n)
 		die("writing descriptors to %s: %s", path, strerror(errno));
-	say("device up: params %s, descriptors %s", params_case, desc_case);
+	if (rndis_mode)
+		say("device up: RNDIS, reply %s", reply_case);
+	else
+		say("device up: params %s, descriptors %s", params_case, desc_case);
 	pthread_create(&t, NULL, watchdog, NULL);
 	pthread_create(&t, NULL, status_writer, NULL);
+	if (rndis_mode)
+		ep0_realtime();
 	ep0_loop();
 }
 
@@ -1375,13 +1458,18 @@ static void dump_seeds(const char *dir)
 		write_file(dir, "descriptors", *p, NULL, 0, out, o);
 		n++;
 	}
-	printf("hostile: %d seeds in %s/{ntb,ntb_params,notify,descriptors}\n", n, dir);
+	rndis_dump_seeds(dir, &n);
+	printf("hostile: %d seeds in %s/{ntb,ntb_params,notify,descriptors,rndis}\n", n, dir);
 }
 
 static void list_cases(void)
 {
 	const struct data_case *c;
 	const char **p;
+	if (rndis_mode) {
+		rndis_list();
+		return;
+	}
 	for (c = data_cases; c->name; c++)
 		printf("case %s\t%s\n", c->name, c->what);
 	for (p = notify_cases; *p; p++)
@@ -1413,6 +1501,12 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(a, "--params") && v) {
 			params_case = v, i++;
+		} else if (!strcmp(a, "--class") && v) {
+			if (strcmp(v, "ncm") && strcmp(v, "rndis"))
+				die("unknown --class %s (ncm or rndis)", v);
+			rndis_mode = !strcmp(v, "rndis"), i++;
+		} else if (!strcmp(a, "--reply") && v) {
+			reply_case = v, i++;
 		} else if (!strcmp(a, "--desc") && v) {
 			desc_case = v, i++;
 		} else if (!strcmp(a, "--ctl") && v) {
@@ -1422,14 +1516,19 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--gadget") && v) {
 			gadget_dir = v, i++;
 		} else {
-			die("usage: hostile [--params NAME] [--desc NAME] [--ctl FIFO] [--status FILE] "
-			    "[--gadget DIR] | --list | --dump-seeds DIR");
+			die("usage: hostile [--class ncm|rndis] [--params NAME] [--desc NAME] "
+			    "[--reply NAME] [--ctl FIFO] [--status FILE] [--gadget DIR] | "
+			    "[--class rndis] --list | --dump-seeds DIR");
 		}
 	}
 	if (!known(params_cases, params_case))
 		die("unknown --params %s (hostile --list)", params_case);
 	if (!known(desc_cases, desc_case))
 		die("unknown --desc %s (hostile --list)", desc_case);
+	if (!rndis_reply_known(reply_case))
+		die("unknown --reply %s (hostile --class rndis --list)", reply_case);
 	start_device();
 	return 0;
 }
+
+#include "rndis.c"
