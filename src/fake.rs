@@ -126,21 +126,29 @@ impl FakeHandle {
         true
     }
 
-    /// Fail the oldest pending transfer with `e` (a stall also halts the endpoint until
-    /// the ring clears it).
+    /// Fail the oldest pending transfer with `e`. A stall also halts the endpoint until the
+    /// ring clears it, and every other transfer in flight fails with it, as dummy_hcd
+    /// returns each URB queued on a halted endpoint with -EPIPE.
     pub fn fail(&self, e: TransferError) -> bool {
         let mut st = lock(&self.state);
         let Some(b) = st.submitted.pop_front() else {
             return false;
         };
-        if e == TransferError::Stall {
-            st.halted = true;
-        }
         st.done.push_back(Completion {
             buffer: b,
             actual_len: 0,
             status: Err(e),
         });
+        if e == TransferError::Stall {
+            st.halted = true;
+            while let Some(b) = st.submitted.pop_front() {
+                st.done.push_back(Completion {
+                    buffer: b,
+                    actual_len: 0,
+                    status: Err(e),
+                });
+            }
+        }
         self.finish(st);
         true
     }

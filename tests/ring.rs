@@ -219,6 +219,8 @@ fn stalled_in_endpoint_is_cleared_and_the_ring_goes_on() {
     assert_eq!(rx.peer.recv(&mut buf).unwrap(), 100);
     wait_until("counters", || rx.stats.snapshot().rx_frames == 1);
     assert_eq!(rx.stats.snapshot().stalls_cleared, 1);
+    // One halt is one error, however many transfers were in flight when it came back.
+    assert_eq!(rx.stats.snapshot().rx_errors, 1);
     rx.stop.trigger();
     assert_eq!(rx.thread.join().unwrap(), Exit::Stopped);
 }
