@@ -12,59 +12,16 @@
 #     the problem, the kernel driver back) or comes up with TX and RX that work (the device
 #     counts well-formed PACKET_MSGs from a ping; two frames from the device reach the TAP).
 # The table (case -> usbnetd -> rndis_host) is printed at the end and kept in the README.
-HOSTILE=/mnt/bin/hostile
-H="$HOSTILE --class rndis"
-TAP=usbnet0
-FIFO=/tmp/hostile.ctl
-HSTATUS=/tmp/hostile.status
-HLOG=$LAB_RES.hostile.log
-TABLE=/tmp/hostile.table
-: > $TABLE
-[ -x $HOSTILE ] || die "no hostile binary in the share ($HOSTILE)"
-mkdir -p /dev/gadget
-grep -q ' /dev/gadget gadgetfs' /proc/mounts || mount -t gadgetfs gadgetfs /dev/gadget ||
-	die "mount gadgetfs (module gadgetfs loaded? UDC free?)"
+H="/mnt/bin/hostile --class rndis"
+KDRV=rndis_host
+. "$(dirname "$0")/hostile-common.sh"
 
-# ------------------------------------------------------------------ helpers ----
-hostile_start() {
-	rm -f $FIFO $HSTATUS
-	mkfifo $FIFO
-	echo "==== hostile --class rndis $* ====" >> $HLOG
-	HOSTILE_TRACE=${LAB_HOSTILE_TRACE:-} $H --ctl $FIFO --status $HSTATUS "$@" >> $HLOG 2>&1 &
-	HPID=$!
-	wait_for 10 usbdev_ready || { tail -5 $HLOG; die "hostile RNDIS device ($*) not enumerated within 10 s"; }
-}
-hostile_stop() {
-	# a FIFO without a reader blocks its writer: never wait on a device that is gone
-	timeout 2 sh -c "echo quit > $FIFO"
-	wait_for 3 sh -c "! test -d /proc/$HPID" || kill -KILL $HPID 2>/dev/null
-	wait $HPID 2>/dev/null
-	wait_for 5 sh -c "! test -e $USBDEV/$GADGET_PORT" || fail "hostile device still present after quit"
-}
-# hcmd CMD...: send a command, wait for its "done" line; sets HDONE
-hcmd() {
-	_n=$(grep -c '^hostile: done' $HLOG)
-	timeout 2 sh -c "echo '$*' > $FIFO" || { HDONE="device gone"; return 1; }
-	wait_for 20 sh -c "[ \$(grep -c '^hostile: done' $HLOG) -gt $_n ]" || { HDONE="timeout"; return 1; }
-	HDONE=$(grep '^hostile: done' $HLOG | tail -1)
-}
-kv() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-hstat() { kv $1 "$(cat $HSTATUS 2>/dev/null)"; }
-# ustat KEY: usbnetd counter from `usbnetd stats --json` (its stats file is written once a second)
-ustat() {
-	LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json 2>/dev/null |
-		tr -d ' ",' | awk -F: -v k=$1 '$1==k{v=$2} END{print v+0}'
-}
 # usnap: one `usbnetd stats` call (slow under TCG) -> U_DROPS (bad transfers + bad frames), U_FRAMES
 usnap() {
 	_j=$(LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json 2>/dev/null | tr -d ' ",')
 	U_DROPS=$(echo "$_j" | awk -F: '$1=="rx_drop_bad_transfer"||$1=="rx_drop_bad_frame"{v+=$2} END{print v+0}')
 	U_FRAMES=$(echo "$_j" | awk -F: '$1=="rx_frames"{v=$2} END{print v+0}')
 }
-rxp() { cat /sys/class/net/$1/statistics/rx_packets 2>/dev/null || echo 0; }
-rxb() { cat /sys/class/net/$1/statistics/rx_bytes 2>/dev/null || echo 0; }
-carrier() { [ "$(cat /sys/class/net/$1/carrier 2>/dev/null)" = 1 ]; }
-cell() { echo "$1|$2|$3|$4" >> $TABLE; }
 
 # run_data IF WHO: every data case, status case and the stall against interface IF
 run_data() {
@@ -120,23 +77,7 @@ run_data() {
 		log "$_who status $c: $out: $verdict"
 		cell status $c $_who "$out: $verdict"
 	done
-	p0=$(rxp $_if)
-	[ $_who = usbnetd ] && s0=$(ustat stalls_cleared)
-	hcmd stall
-	if [ $_who = usbnetd ]; then sleep 1.2; else sleep 0.5; fi
-	got=$(($(rxp $_if) - p0))
-	out="$got of 2 frames"
-	verdict=ok
-	[ $got = 2 ] || verdict="traffic did not resume"
-	if [ $_who = usbnetd ]; then
-		cleared=$(($(ustat stalls_cleared) - s0))
-		out="$out, $cleared stall(s) cleared"
-		[ $cleared -ge 1 ] || verdict="$verdict; stall not counted"
-		is_alive $UPID || verdict="usbnetd DIED"
-		[ "$verdict" = ok ] || fail "usbnetd, bulk IN stall: $verdict ($out)"
-	fi
-	log "$_who stall: $out: $verdict"
-	cell fault bulk-in-stall $_who "$out: $verdict"
+	run_stall $_if $_who
 }
 
 # txrx IF: one ping (its ARP broadcasts must reach the device as well-formed PACKET_MSGs),
@@ -265,12 +206,4 @@ for r in $($H --list | awk '$1=="reply" && $2!="normal"{print $2}'); do
 	hostile_stop
 done
 
-# ------------------------------------------------------------------ table ----
-echo "---- hostile-rndis table ----"
-echo "| kind | case | usbnetd | kernel rndis_host |"
-echo "| --- | --- | --- | --- |"
-awk -F'|' '{ k=$1"|"$2; if (!(k in seen)) { order[++n]=k; seen[k]=1 } v[k,$3]=$4 }
-	END { for (i=1;i<=n;i++) { split(order[i],a,"|"); printf "| %s | %s | %s | %s |\n", a[1], a[2], v[order[i],"usbnetd"], v[order[i],"rndis_host"] } }' $TABLE
-cp $TABLE $LAB_RES.table
-result "cases=$(cut -d'|' -f2 $TABLE | sort -u | wc -l) usbnetd_failures=$LAB_FAILS"
-finish
+finish_table
