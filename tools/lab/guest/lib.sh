@@ -226,6 +226,20 @@ net_host_if() {
 }
 
 in_ns() { $IP netns exec $NS "$@"; }
+
+# ncm_gadget_flush HOSTMAC: after a replug, unstick the Linux NCM gadget (f_ncm).
+# Unplugged while it is sending, f_ncm keeps its half-built NTB but its 300 us flush
+# timer fires while the function is down and is never armed again, so after the replug
+# its replies pile up in that NTB until 32 datagrams fill it. The lab measured it with
+# the kernel's own cdc_ncm as host driver (replug-probe: 6 of 40 replugs under ping -f
+# left the gadget silent; these 40 pings revived all 6). The pings go to HOSTMAC
+# directly, since the gadget's ARP replies would be stranded too.
+ncm_gadget_flush() {
+	in_ns $IP neigh replace $NET_HOST lladdr "$1" dev $GADGETIF
+	in_ns ping -c 40 -i 0.01 -W 1 $NET_HOST > /dev/null 2>&1
+	in_ns $IP neigh del $NET_HOST dev $GADGETIF 2>/dev/null
+	return 0
+}
 ping1() { ping -c 1 -W 1 "$1" >/dev/null; }
 ping1_ns() { in_ns ping -c 1 -W 1 "$1" >/dev/null; }
 

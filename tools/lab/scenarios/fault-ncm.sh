@@ -21,9 +21,8 @@ up_usbnetd() {
 	start_usbnetd run --device $GADGET_PORT --ifname $TAP "$@"
 	wait_usbnetd_if $TAP 15
 	$IP addr replace $NET_HOST/24 dev $TAP
-	# a replugged gadget's netdev stays up in its namespace; bounce it (see unplug-ncm)
-	$IP -n $NS link set $GADGETIF down
-	$IP -n $NS link set $GADGETIF up
+	# the gadget may hold an NTB stranded by the last unplug (lib.sh: ncm_gadget_flush)
+	ncm_gadget_flush $(cat /sys/class/net/$TAP/address)
 	wait_for 15 ping1 $NET_GADGET
 }
 # a fresh iperf3 server: the last one may still hold the session of a client killed with

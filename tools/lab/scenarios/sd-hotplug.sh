@@ -89,6 +89,8 @@ while [ $i -lt $CYCLES ]; do
 		check "systemd-networkd gave $TAP $NET_HOST" wait_for 10 sh -c "ip -4 addr show dev $TAP | grep -q 'inet $NET_HOST/'"
 		systemctl status --no-pager "usbnetd@$inst.service" 2>&1 | sed -n '1,12p' | sed 's/^/  status: /'
 	fi
+	# the gadget may hold an NTB stranded by the last unplug (lib.sh: ncm_gadget_flush)
+	ncm_gadget_flush $HOST_ADDR
 	if wait_for 15 ping1 $NET_GADGET; then
 		ok "cycle $i: ping through $TAP"
 	else
@@ -115,11 +117,6 @@ while [ $i -lt $CYCLES ]; do
 		sd_unit_not_failed "$inst"
 	check "cycle $i: $TAP gone" wait_for 3 sh -c "! test -e /sys/class/net/$TAP"
 	check "cycle $i: no usbnetd process left ($(pgrep -a usbnetd | tr '\n' ' '))" wait_for 3 no_usbnetd_running
-	# The gadget's netdev stays up in its namespace across the unplug: bounce it while
-	# unplugged, as a replugged device's own stack would come up fresh (see unplug-ncm;
-	# bounced after the replug instead, it flaps the host's carrier under networkd).
-	$IP -n $NS link set $GADGETIF down
-	$IP -n $NS link set $GADGETIF up
 	[ $LAB_FAILS = $fails_before ] && clean=$((clean + 1))
 done
 med() { echo $* | tr ' ' '\n' | sed '/^$/d; /^-$/d' | sort -g | awk '{a[NR]=$1} END{ if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else printf "%.2f\n", (a[NR/2]+a[NR/2+1])/2 }'; }
