@@ -264,13 +264,36 @@ iperf_server() {
 	sleep 0.3
 }
 
+# lab --profile: the QEMU plugin (tools/lab/prof/tbprof.c) zeroes its counts on
+# "start" and dumps them on "stop NAME"; it removes the control file when done.
+prof_ctl() {
+	echo "$1" > /mnt/tbprof.ctl.tmp && mv /mnt/tbprof.ctl.tmp /mnt/tbprof.ctl
+	wait_for 5 sh -c '! test -e /mnt/tbprof.ctl' || log "tbprof: no answer to '$1'"
+}
+prof_start() {
+	[ "${LAB_PROFILE:-0}" = 1 ] || return 0
+	[ -s /mnt/kallsyms ] || cat /proc/kallsyms > /mnt/kallsyms
+	prof_ctl start
+}
+prof_stop() {
+	[ "${LAB_PROFILE:-0}" = 1 ] || return 0
+	prof_ctl "stop $1"
+	# where usbnetd's code sits, so that the report can name its functions
+	[ -n "${UPID:-}" ] && cat /proc/$UPID/maps > /mnt/$1.maps 2>/dev/null
+	return 0
+}
+
 # iperf_run LABEL [iperf3 args]: sets TPUT (Mbit/s, receiver side) RETR (sender)
 iperf_run() {
 	_label=$1
 	shift
 	_f=/tmp/iperf-$_label.txt
+	prof_start
 	$IPERF3 -c $NET_GADGET -t $LAB_IPERF_SECS -f m --connect-timeout 3000 "$@" > $_f 2>&1
 	_rc=$?
+	prof_stop $(basename $LAB_RES)-$_label
+	# bytes the receiver got, for instructions per byte in tbprof-report
+	[ "${LAB_PROFILE:-0}" = 1 ] && awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="MBytes") printf "%.0f\n", $(i-1)*1048576}' $_f | tail -1 > /mnt/$(basename $LAB_RES)-$_label.bytes
 	sed 's/^/  iperf3: /' $_f
 	TPUT=$(awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="Mbits/sec") print $(i-1)}' $_f | tail -1)
 	RETR=$(awk '/ sender$/{for(i=1;i<=NF;i++) if($i=="Mbits/sec") print $(i+1)}' $_f | tail -1)
@@ -340,6 +363,8 @@ start_usbnetd() {
 	[ -x $USBNETD ] || die "no usbnetd binary in the share ($USBNETD)"
 	[ ! -e /sys/class/net/$LAB_TAP ] || die "$LAB_TAP exists before usbnetd started"
 	log "usbnetd: $USBNETD $*"
+	# lab --profile: no ASLR, so that usbnetd's blocks keep one address in the counts
+	[ "${LAB_PROFILE:-0}" = 1 ] && echo 0 > /proc/sys/kernel/randomize_va_space
 	# ash starts background jobs with SIGINT/SIGQUIT ignored: undo that, as a
 	# terminal would, so that usbnetd sees an ordinary SIGINT
 	# lab run --env LAB_RUST_LOG=FILTER: usbnetd's log filter (e.g. usbnetd::class=trace)
