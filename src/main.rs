@@ -83,6 +83,13 @@ struct RunArgs {
     #[arg(long, default_value_t = -10, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-20..=19))]
     nice: i32,
+    /// Scheduling policy of the datapath: batch (SCHED_BATCH: a wake-up does not preempt
+    /// the running task; under CPU contention completions are handled in fewer, larger
+    /// batches) or normal (SCHED_OTHER: every wake-up may preempt, for the lowest latency
+    /// on a loaded CPU). Neither needs a capability.
+    #[arg(long, value_name = "POLICY", default_value = "batch",
+          value_parser = ["batch", "normal"])]
+    sched: String,
     /// Record what crosses the bus into this pcap file (tshark/Wireshark read it; no root
     /// or usbmon needed).
     #[arg(long, value_name = "FILE")]
@@ -194,6 +201,7 @@ fn cmd_run(a: RunArgs) -> CmdResult {
         txqueuelen: a.txqueuelen,
         no_offload: a.no_offload,
         nice: a.nice,
+        sched_batch: a.sched == "batch",
         stats_dir: a.stats_dir,
         pcap: a.pcap,
         pcap_link: a.pcap_link.parse()?,

@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub no_offload: bool,
     /// Nice value for the datapath (0: leave the priority alone).
     pub nice: i32,
+    /// Run the datapath as SCHED_BATCH (`--sched batch`, the default).
+    pub sched_batch: bool,
     /// Directory for the stats file.
     pub stats_dir: PathBuf,
     /// Record what crosses the bus (or the frames) into this pcap file.
@@ -293,6 +295,17 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         match crate::sys::sched::set_nice(opts.nice) {
             Ok(()) => log::debug!("nice {}", opts.nice),
             Err(e) => log::info!("running at the default priority (nice {}: {e})", opts.nice),
+        }
+    }
+    // SCHED_BATCH: a woken datapath does not preempt the running task but runs at its
+    // turn, so on a busy CPU one wake-up serves more completions and fewer context
+    // switches are paid (in the lab, where the device's own stack shares the one CPU,
+    // ECM device->host went from 58 to 89 Mbit/s, medians of 6 alternating runs in one
+    // boot). An idle CPU runs it at once, so idle latency is unchanged.
+    if opts.sched_batch {
+        match crate::sys::sched::set_batch() {
+            Ok(()) => log::debug!("scheduling policy SCHED_BATCH"),
+            Err(e) => log::info!("scheduling policy left as it was (SCHED_BATCH: {e})"),
         }
     }
     let devname = format!("{} ({})", dev.port_path, dev.vid_pid());
