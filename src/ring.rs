@@ -626,6 +626,10 @@ struct Carry {
     prep: Prepared,
     /// The next segment to push.
     next: usize,
+    /// Segment `next` is already built in the scratch buffer, this long: it was cut when
+    /// the open transfer turned out full, and waits there for the next transfer. Without
+    /// this, one-frame-per-transfer classes cut (copy and checksum) every segment twice.
+    built: Option<usize>,
 }
 
 /// What a TX step did.
@@ -763,7 +767,12 @@ impl TxState {
                     if matches!(prep, Prepared::Segments(_)) {
                         Stats::add(&stats.tx_gso_packets, 1);
                     }
-                    Carry { len, prep, next: 0 }
+                    Carry {
+                        len,
+                        prep,
+                        next: 0,
+                        built: None,
+                    }
                 }
             };
             if self.open.is_none() {
@@ -795,7 +804,11 @@ impl TxState {
                 let wire: &[u8] = match c.prep {
                     Prepared::Frame => packet,
                     Prepared::Segments(seg) => {
-                        let n = seg.segment(packet, c.next, &mut self.scratch);
+                        let n = match c.built {
+                            Some(n) => n,
+                            None => seg.segment(packet, c.next, &mut self.scratch),
+                        };
+                        c.built = Some(n);
                         &self.scratch[..n]
                     }
                 };
@@ -809,6 +822,7 @@ impl TxState {
                     Err(_) => Stats::add(&stats.tx_drop_invalid, 1),
                 }
                 c.next += 1;
+                c.built = None;
             }
             if c.next < count {
                 self.carry = Some(c);
