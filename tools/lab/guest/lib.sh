@@ -362,13 +362,23 @@ LAB_TAP=usbnet0
 start_usbnetd() {
 	[ -x $USBNETD ] || die "no usbnetd binary in the share ($USBNETD)"
 	[ ! -e /sys/class/net/$LAB_TAP ] || die "$LAB_TAP exists before usbnetd started"
-	log "usbnetd: $USBNETD $*"
 	# lab --profile: no ASLR, so that usbnetd's blocks keep one address in the counts
 	[ "${LAB_PROFILE:-0}" = 1 ] && echo 0 > /proc/sys/kernel/randomize_va_space
 	# ash starts background jobs with SIGINT/SIGQUIT ignored: undo that, as a
 	# terminal would, so that usbnetd sees an ordinary SIGINT
 	# lab run --env LAB_RUST_LOG=FILTER: usbnetd's log filter (e.g. usbnetd::class=trace)
 	# lab run --env LAB_USBNETD_ARGS="...": extra arguments for every usbnetd run
+	# lab run --env LAB_USBNETD_AB="...": every second usbnetd run (2nd, 4th, ...) gets
+	# these extra arguments too: an A/B of an option within one boot (the variant is
+	# logged and given as usbnetd_variant= in the e2e RESULT line)
+	LAB_VARIANT=a
+	if [ -n "${LAB_USBNETD_AB:-}" ]; then
+		_n=$(($(cat /tmp/ab-count 2>/dev/null || echo 0) + 1))
+		echo $_n > /tmp/ab-count
+		[ $((_n % 2)) = 0 ] && LAB_VARIANT=b
+	fi
+	[ $LAB_VARIANT = b ] && set -- "$@" $LAB_USBNETD_AB
+	log "usbnetd: $USBNETD $* ${LAB_USBNETD_ARGS:-}${LAB_USBNETD_AB:+ (variant $LAB_VARIANT)}"
 	LD_LIBRARY_PATH=/mnt/bin/lib RUST_BACKTRACE=1 $GNUENV --default-signal=INT,QUIT,TERM \
 		${LAB_RUST_LOG:+RUST_LOG=$LAB_RUST_LOG} $USBNETD "$@" ${LAB_USBNETD_ARGS:-} > $LAB_RES.usbnetd.log 2>&1 < /dev/null &
 	UPID=$!

@@ -31,6 +31,14 @@ if [ "${LAB_E2E_STANDIN:-0}" = 1 ]; then
 else
 	check "$TAP is a TAP device" test -e /sys/class/net/$TAP/tun_flags
 	check "1-1:1.0 claimed through usbfs (driver: $(iface_driver 0))" iface_bound_to usbfs
+	# the datapath's scheduling policy (field 41 of /proc/PID/task/TID/stat): 3 is
+	# SCHED_BATCH (the default, --sched batch), 0 SCHED_OTHER (--sched normal)
+	_want=3
+	_args=" ${LAB_USBNETD_ARGS:-} "
+	[ "$LAB_VARIANT" = b ] && _args="$_args${LAB_USBNETD_AB:-} "
+	case "$_args" in *" --sched normal "*) _want=0 ;; esac
+	_pol=$(for _t in /proc/$UPID/task/*; do sed 's/.*) //' $_t/stat | awk '{print $39}'; done | sort -u | tr '\n' ' ')
+	check "usbnetd's threads run with scheduling policy $_want (got: $_pol)" [ "$_pol" = "$_want " ]
 fi
 check "kernel netdev $HOSTIF gone while usbnetd runs" sh -c "! test -e /sys/class/net/$HOSTIF || test $HOSTIF = $TAP"
 $IP addr replace $NET_HOST/24 dev $TAP
@@ -56,7 +64,7 @@ if wait_for 3 iface_bound_to $DRIVER; then
 else
 	fail "kernel driver $DRIVER not bound to 1-1:1.0 after usbnetd exit (driver: $(iface_driver 0))"
 fi
-result "class=$CLASS mac=$mac $M_KV usbnetd_cpu_pct=$M_PROC_CPU usbnetd_sys_pct=$M_PROC_SYS standin=${LAB_E2E_STANDIN:-0}"
+result "class=$CLASS mac=$mac $M_KV usbnetd_cpu_pct=$M_PROC_CPU usbnetd_sys_pct=$M_PROC_SYS standin=${LAB_E2E_STANDIN:-0}${LAB_USBNETD_AB:+ usbnetd_variant=$LAB_VARIANT}"
 echo "---- usbnetd log (tail) ----"
 tail -30 $LAB_RES.usbnetd.log
 finish
