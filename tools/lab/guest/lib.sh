@@ -227,6 +227,17 @@ net_host_if() {
 
 in_ns() { $IP netns exec $NS "$@"; }
 
+# kernel_up CLASS: a CLASS gadget plugged with the kernel's own driver bound, its netdev
+# up with $NET_HOST, and the gadget's netdev in namespace $NS with $NET_GADGET
+kernel_up() {
+	kernel_driver_prepare $1
+	gadget_create $1
+	gadget_plug
+	wait_kernel_netdev
+	net_host_if $HOSTIF
+	net_gadget_ns
+}
+
 # ncm_gadget_flush HOSTMAC: after a replug, unstick the Linux NCM gadget (f_ncm).
 # Unplugged while it is sending, f_ncm keeps its half-built NTB but its 300 us flush
 # timer fires while the function is down and is never armed again, so after the replug
@@ -301,6 +312,17 @@ iperf_run() {
 	[ $_rc = 0 ] && [ -n "$TPUT" ] || { TPUT=-; fail "iperf3 $_label failed (rc $_rc)"; }
 }
 
+# the host's (root namespace) TcpExt counters as "name=value ..."
+# (tcp_ext ns: the gadget's namespace)
+tcp_ext() {
+	if [ "${1:-}" = ns ]; then in_ns cat /proc/net/netstat; else cat /proc/net/netstat; fi |
+		awk '/^TcpExt:/{ if (!h) { split($0, n); h=1 } else { for (i = 2; i <= NF; i++) printf "%s=%s ", n[i], $i } }'
+}
+# tcp_ext_diff BEFORE AFTER: the counters that changed, with their increase
+tcp_ext_diff() {
+	echo "$1" | tr ' ' '\n' > /tmp/ns0
+	echo "$2" | tr ' ' '\n' | awk -F= 'NR==FNR { if ($1 != "") b[$1] = $2; next } $1 != "" && $2 != b[$1] { printf "%s+%d ", $1, $2 - b[$1] }' /tmp/ns0 -
+}
 cpu_snap() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t, $5+$6}' /proc/stat; }
 # utime+stime ticks of a process
 proc_ticks() { sed 's/.*) //' /proc/$1/stat 2>/dev/null | awk '{print $12+$13}'; }
@@ -333,7 +355,11 @@ measure_traffic() {
 	iperf_run h2d
 	M_TPUT_H2D=$TPUT M_RETR_H2D=$RETR
 	log "traffic: iperf3 gadget -> host, ${LAB_IPERF_SECS}s"
+	_ns0=$(tcp_ext) _gs0=$(tcp_ext ns)
 	iperf_run d2h -R
+	log "traffic: host TCP counters that moved during gadget -> host: $(tcp_ext_diff "$_ns0" "$(tcp_ext)")"
+	log "traffic: gadget TCP counters that moved during gadget -> host: $(tcp_ext_diff "$_gs0" "$(tcp_ext ns)")"
+	log "traffic: gadget netdev: $($IP -n $NS -s link show $GADGETIF | tr '\n' ' ')"
 	M_TPUT_D2H=$TPUT M_RETR_D2H=$RETR
 	_w1=$(now_s)
 	set -- $(cpu_snap)

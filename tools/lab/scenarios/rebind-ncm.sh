@@ -1,12 +1,7 @@
 # rebind-ncm (diagnostic, not in `lab test`): the kernel's own cdc_ncm unbound for ~17 s and bound again, no usbnetd.
 CLASS=ncm
 DRIVER=cdc_ncm
-kernel_driver_prepare $CLASS
-gadget_create $CLASS
-gadget_plug
-wait_kernel_netdev
-net_host_if $HOSTIF
-net_gadget_ns
+kernel_up $CLASS
 check "ping before" wait_for 10 ping1 $NET_GADGET
 echo 1-1:1.0 > /sys/bus/usb/drivers/cdc_ncm/unbind
 sleep 17

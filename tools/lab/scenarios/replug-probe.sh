@@ -5,13 +5,7 @@
 # flush the unplug scenarios use (lib.sh: ncm_gadget_flush) revives every stuck round.
 # Not in `lab test`: run it with `tools/lab/lab run replug-probe`.
 CLASS=ncm
-kernel_driver_prepare $CLASS
-gadget_create $CLASS
-gadget_plug
-wait_kernel_netdev
-net_host_if $HOSTIF
-net_gadget_ns
-GIF=$GADGETIF
+kernel_up $CLASS
 N=${LAB_PROBE_ROUNDS:-40}
 i=0 stuck=0 recovered=0
 while [ $i -lt $N ]; do
@@ -30,7 +24,7 @@ while [ $i -lt $N ]; do
 		:
 	else
 		stuck=$((stuck + 1))
-		log "round $i: STUCK: $($IP -n $NS -s link show $GIF | tr '\n' ' ')"
+		log "round $i: STUCK: $($IP -n $NS -s link show $GADGETIF | tr '\n' ' ')"
 		ncm_gadget_flush $(cat /sys/class/net/$HOSTIF/address)
 		if wait_for 5 ping1 $NET_GADGET; then recovered=$((recovered + 1)); log "round $i: revived by the flush"; else log "round $i: the flush did not help"; fi
 	fi

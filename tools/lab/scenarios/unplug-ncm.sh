@@ -3,12 +3,7 @@
 # Then the same gadget is plugged in again and usbnetd, started again, drives it.
 CLASS=ncm
 TAP=usbnet0
-kernel_driver_prepare $CLASS
-gadget_create $CLASS
-gadget_plug
-wait_kernel_netdev
-net_host_if $HOSTIF
-net_gadget_ns
+kernel_up $CLASS
 start_usbnetd run --device $GADGET_PORT --ifname $TAP -v
 wait_usbnetd_if $TAP 10
 $IP addr replace $NET_HOST/24 dev $TAP
