@@ -804,11 +804,10 @@ impl TxState {
                 let wire: &[u8] = match c.prep {
                     Prepared::Frame => packet,
                     Prepared::Segments(seg) => {
-                        let n = match c.built {
-                            Some(n) => n,
-                            None => seg.segment(packet, c.next, &mut self.scratch),
-                        };
-                        c.built = Some(n);
+                        let scratch = &mut self.scratch;
+                        let n = *c
+                            .built
+                            .get_or_insert_with(|| seg.segment(packet, c.next, scratch));
                         &self.scratch[..n]
                     }
                 };

@@ -299,12 +299,13 @@ iperf_run() {
 	_label=$1
 	shift
 	_f=/tmp/iperf-$_label.txt
+	_prof=$(basename $LAB_RES)-$_label
 	prof_start
 	$IPERF3 -c $NET_GADGET -t $LAB_IPERF_SECS -f m --connect-timeout 3000 "$@" > $_f 2>&1
 	_rc=$?
-	prof_stop $(basename $LAB_RES)-$_label
+	prof_stop $_prof
 	# bytes the receiver got, for instructions per byte in tbprof-report
-	[ "${LAB_PROFILE:-0}" = 1 ] && awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="MBytes") printf "%.0f\n", $(i-1)*1048576}' $_f | tail -1 > /mnt/$(basename $LAB_RES)-$_label.bytes
+	[ "${LAB_PROFILE:-0}" = 1 ] && awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="MBytes") printf "%.0f\n", $(i-1)*1048576}' $_f | tail -1 > /mnt/$_prof.bytes
 	sed 's/^/  iperf3: /' $_f
 	TPUT=$(awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="Mbits/sec") print $(i-1)}' $_f | tail -1)
 	RETR=$(awk '/ sender$/{for(i=1;i<=NF;i++) if($i=="Mbits/sec") print $(i+1)}' $_f | tail -1)
@@ -357,9 +358,6 @@ measure_traffic() {
 	log "traffic: iperf3 gadget -> host, ${LAB_IPERF_SECS}s"
 	_ns0=$(tcp_ext) _gs0=$(tcp_ext ns)
 	iperf_run d2h -R
-	log "traffic: host TCP counters that moved during gadget -> host: $(tcp_ext_diff "$_ns0" "$(tcp_ext)")"
-	log "traffic: gadget TCP counters that moved during gadget -> host: $(tcp_ext_diff "$_gs0" "$(tcp_ext ns)")"
-	log "traffic: gadget netdev: $($IP -n $NS -s link show $GADGETIF | tr '\n' ' ')"
 	M_TPUT_D2H=$TPUT M_RETR_D2H=$RETR
 	_w1=$(now_s)
 	set -- $(cpu_snap)
@@ -371,6 +369,10 @@ measure_traffic() {
 		[ -n "$_p1" ] && M_PROC_CPU=$(awk -v a=$_p0 -v b=$_p1 -v w0=$_w0 -v w1=$_w1 'BEGIN{ printf "%.0f", (b-a)/((w1-w0)*100)*100 }')
 		[ -n "$_s1" ] && M_PROC_SYS=$(awk -v a=$_s0 -v b=$_s1 -v w0=$_w0 -v w1=$_w1 'BEGIN{ printf "%.0f", (b-a)/((w1-w0)*100)*100 }')
 	fi
+	# after the CPU window closes, so that these readings do not count in it
+	log "traffic: host TCP counters that moved during gadget -> host: $(tcp_ext_diff "$_ns0" "$(tcp_ext)")"
+	log "traffic: gadget TCP counters that moved during gadget -> host: $(tcp_ext_diff "$_gs0" "$(tcp_ext ns)")"
+	log "traffic: gadget netdev: $($IP -n $NS -s link show $GADGETIF | tr '\n' ' ')"
 	kill $(cat /tmp/iperf3-server.pid 2>/dev/null) 2>/dev/null
 	M_RTT_AVG=$(awk -v a=$M_RTT_H2D -v b=$M_RTT_D2H 'BEGIN{ if (a=="-"||b=="-") print "-"; else printf "%.3f", (a+b)/2 }')
 	M_RETR=$(awk -v a=$M_RETR_H2D -v b=$M_RETR_D2H 'BEGIN{ if (a=="-"||b=="-") print "-"; else print a+b }')
@@ -390,8 +392,6 @@ start_usbnetd() {
 	[ ! -e /sys/class/net/$LAB_TAP ] || die "$LAB_TAP exists before usbnetd started"
 	# lab --profile: no ASLR, so that usbnetd's blocks keep one address in the counts
 	[ "${LAB_PROFILE:-0}" = 1 ] && echo 0 > /proc/sys/kernel/randomize_va_space
-	# ash starts background jobs with SIGINT/SIGQUIT ignored: undo that, as a
-	# terminal would, so that usbnetd sees an ordinary SIGINT
 	# lab run --env LAB_RUST_LOG=FILTER: usbnetd's log filter (e.g. usbnetd::class=trace)
 	# lab run --env LAB_USBNETD_ARGS="...": extra arguments for every usbnetd run
 	# lab run --env LAB_USBNETD_AB="...": every second usbnetd run (2nd, 4th, ...) gets
@@ -404,7 +404,11 @@ start_usbnetd() {
 		[ $((_n % 2)) = 0 ] && LAB_VARIANT=b
 	fi
 	[ $LAB_VARIANT = b ] && set -- "$@" $LAB_USBNETD_AB
-	log "usbnetd: $USBNETD $* ${LAB_USBNETD_ARGS:-}${LAB_USBNETD_AB:+ (variant $LAB_VARIANT)}"
+	# every argument this run got, for checks that depend on them (e2e: --sched)
+	USBNETD_ARGV="$* ${LAB_USBNETD_ARGS:-}"
+	log "usbnetd: $USBNETD $USBNETD_ARGV${LAB_USBNETD_AB:+ (variant $LAB_VARIANT)}"
+	# ash starts background jobs with SIGINT/SIGQUIT ignored: undo that, as a
+	# terminal would, so that usbnetd sees an ordinary SIGINT
 	LD_LIBRARY_PATH=/mnt/bin/lib RUST_BACKTRACE=1 $GNUENV --default-signal=INT,QUIT,TERM \
 		${LAB_RUST_LOG:+RUST_LOG=$LAB_RUST_LOG} $USBNETD "$@" ${LAB_USBNETD_ARGS:-} > $LAB_RES.usbnetd.log 2>&1 < /dev/null &
 	UPID=$!

@@ -34,9 +34,7 @@ else
 	# the datapath's scheduling policy (field 41 of /proc/PID/task/TID/stat): 3 is
 	# SCHED_BATCH (the default, --sched batch), 0 SCHED_OTHER (--sched normal)
 	_want=3
-	_args=" ${LAB_USBNETD_ARGS:-} "
-	[ "$LAB_VARIANT" = b ] && _args="$_args${LAB_USBNETD_AB:-} "
-	case "$_args" in *" --sched normal "*) _want=0 ;; esac
+	case " $USBNETD_ARGV " in *" --sched normal "*) _want=0 ;; esac
 	_pol=$(for _t in /proc/$UPID/task/*; do sed 's/.*) //' $_t/stat | awk '{print $39}'; done | sort -u | tr '\n' ' ')
 	check "usbnetd's threads run with scheduling policy $_want (got: $_pol)" [ "$_pol" = "$_want " ]
 fi
