@@ -53,6 +53,10 @@ if wait_for 3 iface_bound_to $DRIVER; then
 	if wait_for 5 has_host_if; then
 		HOSTIF=$(host_ifname)
 		net_host_if $HOSTIF
+		# Handing the device back resets the NCM gadget's data interface (alternate
+		# setting 0, then 1), and f_ncm strands an NTB it was building then just as it
+		# does at an unplug (replug-probe); CI saw this check fail once. Unstick it.
+		[ $CLASS = ncm ] && ncm_gadget_flush $(cat /sys/class/net/$HOSTIF/address)
 		check "ping over the kernel's $HOSTIF after usbnetd" wait_for 10 ping1 $NET_GADGET
 		ping1 $NET_GADGET ||
 			{ $IP -s link show $HOSTIF; cat /sys/class/net/$HOSTIF/carrier; in_ns $IP -s link; in_ns $IP neigh; $IP neigh; } 2>&1 | sed 's/^/  diag: /'
