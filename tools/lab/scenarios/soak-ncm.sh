@@ -56,10 +56,21 @@ check "RSS flat: ${rss_first} kB -> max ${rss_max} kB over $n samples" [ $((rss_
 check "open fds flat ($(awk '{print $3}' /tmp/lab-soak.samples | sort -u | tr '\n' ' '))" [ "$fds_n" = 1 ]
 kill $(cat /tmp/iperf3-server.pid 2>/dev/null) 2>/dev/null
 sleep 2
-tx=$(ustat tx_frames) rx=$(ustat rx_frames) busy=$(ustat tx_busy) txe=$(ustat tx_errors)
+# usbnetd's stats file is refreshed once a second while the gadget's counter is live, so a
+# stray frame (an IPv6 report, a late TCP reset) sent just before the reading shows on the
+# gadget first. Compare only a quiet pair: two readings 1.5 s apart that agree.
+tx=-1 grx=-1 quiet=0
+for i in 1 2 3 4 5 6; do
+	tx1=$(ustat tx_frames) grx1=$(($(gstat rx_packets) - grx0))
+	if [ "$tx1" = "$tx" ] && [ "$grx1" = "$grx" ]; then quiet=1; break; fi
+	tx=$tx1 grx=$grx1
+	sleep 1.5
+done
+[ $quiet = 1 ] || log "soak: counters still moving after 6 readings (tx_frames $tx, gadget rx $grx)"
+rx=$(ustat rx_frames) busy=$(ustat tx_busy) txe=$(ustat tx_errors)
 dropt=$(($(ustat rx_drop_bad_transfer) + $(ustat rx_drop_bad_frame) + $(ustat rx_drop_tap)))
 dinv=$(ustat tx_drop_invalid) gro=$(ustat rx_gro_packets)
-grx=$(($(gstat rx_packets) - grx0)) gtx=$(($(gstat tx_packets) - gtx0))
+gtx=$(($(gstat tx_packets) - gtx0))
 log "usbnetd: tx_frames $tx (gadget received $grx), rx_frames $rx (gadget sent $gtx, $gro GRO super-packets), tx_busy $busy, tx_errors $txe, tx_drop_invalid $dinv, rx drops $dropt"
 check "frames usbnetd sent ($tx) = frames the gadget received ($grx)" [ "$tx" = "$grx" ]
 stop_usbnetd
