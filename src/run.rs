@@ -9,6 +9,7 @@
 //! leaves nothing behind: no TAP, interfaces released, kernel driver re-attached.
 
 use std::path::PathBuf;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -484,19 +485,18 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
                 net: tap.file(),
             };
             let (st, sp) = (&*stats, &*stop);
+            let (done, finished) = std::sync::mpsc::channel::<()>();
             let ring = s.spawn(move || {
                 let e = ring::run(rx, tx, cfg, st, sp);
                 sp.trigger();
+                drop(done);
                 e
             });
-            // The stats file is refreshed here every second until the ring is done.
-            let mut last = std::time::Instant::now();
-            while !ring.is_finished() {
-                if last.elapsed() >= Duration::from_secs(1) {
-                    stats_file.write(&stats.snapshot());
-                    last = std::time::Instant::now();
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            // The stats file is refreshed every second until the ring is done; this thread
+            // sleeps in between (the ring's end, or its panic, closes the channel).
+            while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_secs(1))
+            {
+                stats_file.write(&stats.snapshot());
             }
             ring.join()
                 .unwrap_or(Exit::Failed("ring thread panicked".into()))
