@@ -373,6 +373,8 @@ measure_traffic() {
 	log "traffic: host TCP counters that moved during gadget -> host: $(tcp_ext_diff "$_ns0" "$(tcp_ext)")"
 	log "traffic: gadget TCP counters that moved during gadget -> host: $(tcp_ext_diff "$_gs0" "$(tcp_ext ns)")"
 	log "traffic: gadget netdev: $($IP -n $NS -s link show $GADGETIF | tr '\n' ' ')"
+	# the gadget's qdisc (fq_codel) drops what waited in it over 5 ms; no netdev counter shows that
+	log "traffic: gadget qdisc: $(in_ns /usr/sbin/tc -s qdisc show dev $GADGETIF 2>&1 | tr '\n' ' ' | tr -s ' ')"
 	kill $(cat /tmp/iperf3-server.pid 2>/dev/null) 2>/dev/null
 	M_RTT_AVG=$(awk -v a=$M_RTT_H2D -v b=$M_RTT_D2H 'BEGIN{ if (a=="-"||b=="-") print "-"; else printf "%.3f", (a+b)/2 }')
 	M_RETR=$(awk -v a=$M_RETR_H2D -v b=$M_RETR_D2H 'BEGIN{ if (a=="-"||b=="-") print "-"; else print a+b }')

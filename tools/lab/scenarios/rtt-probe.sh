@@ -1,7 +1,9 @@
 # rtt-probe (diagnostic, not in `lab test`): where an idle ping's round trip goes.
 # LAB_PROBE_CLASS (default ecm): the kernel driver's ping RTT, then usbnetd's, in one boot;
 # for usbnetd, the CPU time its threads ran, the time they waited runnable, and how often
-# they were scheduled, per ping (from /proc/PID/task/*/schedstat).
+# they were scheduled, per ping (from /proc/PID/task/*/schedstat); and what a hand-over
+# between two processes costs here against one between two threads of a process, at the
+# same spacing (tools/lab/prof/switch-probe.c).
 CLASS=${LAB_PROBE_CLASS:-ecm}
 N=${LAB_PROBE_PINGS:-30}
 TAP=usbnet0
@@ -17,6 +19,8 @@ ping_stats $NET_GADGET $N; k_h2d=$PING_AVG
 prof_stop rtt-kernel-h2d
 ping_stats ns $NET_HOST $N; k_d2h=$PING_AVG
 log "kernel driver: h2d $k_h2d ms, d2h $k_d2h ms"
+sw=$(/mnt/bin/switch-probe $N 200) || die "switch-probe failed"
+log "$sw (median round trip, two hand-overs each)"
 start_usbnetd run --device $GADGET_PORT --ifname $TAP $LAB_PROBE_ARGS
 wait_usbnetd_if $TAP 10
 $IP link set $TAP up
@@ -40,5 +44,5 @@ DIR=h2d; o1=$(probe); log "usbnetd $o1"
 log "threads after h2d: $(sched_threads)"
 DIR=d2h; o2=$(probe); log "usbnetd $o2"
 stop_usbnetd
-result "class=$CLASS kernel_h2d_ms=$k_h2d kernel_d2h_ms=$k_d2h usbnetd: $o1 | $o2"
+result "class=$CLASS kernel_h2d_ms=$k_h2d kernel_d2h_ms=$k_d2h usbnetd: $o1 | $o2 | ${sw#switch-probe }"
 finish
