@@ -467,7 +467,16 @@ impl Rndis {
         }
 
         let align = 1usize << align_factor;
-        let tx_max = dev_max_transfer.max(PACKET_HEADER_LEN + max_frame);
+        // The largest transfer this device can take: `max_packets` messages of the largest
+        // frame (each but the last padded to the alignment) within its MaxTransferSize. The
+        // ring sizes its OUT queue from this, so a device that takes one packet per
+        // transfer gets as many transfers in flight as ECM (usbnet, too, sizes the queue
+        // from the frame), not a queue sized for MaxTransferSize-byte transfers it never gets.
+        let msg = PACKET_HEADER_LEN + max_frame;
+        let per_transfer = (max_packets as usize - 1)
+            .saturating_mul(round_up(msg, align))
+            .saturating_add(msg);
+        let tx_max = dev_max_transfer.min(per_transfer).max(msg);
         Ok(Binding {
             link: LinkInfo {
                 mac,
@@ -689,6 +698,8 @@ mod tests {
         media_disconnected: bool,
         /// Rewrites each reply before it is queued (the hostile device's lies).
         mangle: Option<fn(&mut Vec<u8>)>,
+        /// MaxPacketsPerTransfer to announce (0: 4).
+        max_packets: u32,
     }
 
     impl Control for Device {
@@ -714,7 +725,11 @@ mod tests {
                     minor: 0,
                     device_flags: 1,
                     medium: 0,
-                    max_packets_per_transfer: 4,
+                    max_packets_per_transfer: if self.max_packets == 0 {
+                        4
+                    } else {
+                        self.max_packets
+                    },
                     max_transfer_size: 8192,
                     packet_alignment_factor: 2,
                 }
@@ -818,7 +833,9 @@ mod tests {
         assert_eq!(b.link.mac, [0x02, 1, 2, 3, 4, 5]);
         assert_eq!(b.link.mtu, 1500);
         assert_eq!(b.link.rx_transfer_size, 2048);
-        assert_eq!(b.link.tx_transfer_size, 8193);
+        // Four messages of 44 + 1514 bytes, the first three padded to 8 (3 * 1560 + 1558),
+        // under the device's 8192, + the pad byte.
+        assert_eq!(b.link.tx_transfer_size, 6239);
         // The media query (connected) came after the stale "disconnected".
         assert!(!b.link.carrier_from_status);
         let sent = dev.sent.lock().unwrap().clone();
@@ -856,6 +873,27 @@ mod tests {
         drv.unbind(&*ctl, &function());
         let last = dev.sent.lock().unwrap().last().cloned().unwrap();
         assert!(matches!(Message::parse(&last), Ok(Message::Halt { .. })));
+    }
+
+    #[test]
+    fn a_one_packet_device_gets_an_out_queue_as_deep_as_ecm() {
+        // f_rndis and QEMU's usb-net take one packet per transfer and announce a larger
+        // MaxTransferSize: transfers are one message long, and the OUT queue is sized so.
+        let dev = Arc::new(Device {
+            max_packets: 1,
+            ..Device::default()
+        });
+        let ctl: Arc<dyn Control> = dev;
+        let b = Rndis::default().bind(&ctl, &function(), BUS).unwrap();
+        assert_eq!(b.link.tx_transfer_size, 44 + 1514 + 1);
+        let rndis =
+            crate::ring::RingConfig::sized(2048, b.link.tx_transfer_size, 1514, false, false);
+        let ecm = crate::ring::RingConfig::sized(1536, 1515, 1514, false, false);
+        assert_eq!(rndis.tx_queue, 58);
+        assert!(
+            rndis.tx_queue * 100 >= ecm.tx_queue * 95,
+            "{rndis:?} vs {ecm:?}"
+        );
     }
 
     #[test]
