@@ -10,13 +10,8 @@ CLASS=${LAB_SCENARIO#e2e-}
 DRIVER=$(class_driver $CLASS)
 [ -n "$DRIVER" ] || die "unknown class $CLASS"
 TAP=usbnet0
-kernel_driver_prepare $CLASS
-gadget_create $CLASS
-gadget_plug
-wait_kernel_netdev
-net_host_if $HOSTIF
+kernel_up $CLASS
 check "kernel driver on 1-1:1.0 is $DRIVER before usbnetd" iface_bound_to $DRIVER
-net_gadget_ns
 
 start_usbnetd run --device $GADGET_PORT --ifname $TAP -v
 wait_usbnetd_if $TAP 10

@@ -7,12 +7,7 @@
 CLASS=${LAB_PROBE_CLASS:-ecm}
 N=${LAB_PROBE_PINGS:-30}
 TAP=usbnet0
-kernel_driver_prepare $CLASS
-gadget_create $CLASS
-gadget_plug
-wait_kernel_netdev
-net_host_if $HOSTIF
-net_gadget_ns
+kernel_up $CLASS
 wait_for 15 ping1 $NET_GADGET || die "no ping over the kernel driver"
 prof_start
 ping_stats $NET_GADGET $N; k_h2d=$PING_AVG
