@@ -156,6 +156,8 @@ struct Woken {
     stop: bool,
     /// A USB completion waits to be reaped.
     usb: bool,
+    /// The network fd (when it was watched) has a frame to read.
+    net: bool,
 }
 
 impl Sleeper {
@@ -200,6 +202,7 @@ impl Sleeper {
         let woken = Woken {
             stop: !fds[1].revents().is_empty(),
             usb: fds[2..2 + n].iter().any(|f| !f.revents().is_empty()),
+            net: fds.get(2 + n).is_some_and(|f| !f.revents().is_empty()),
         };
         if !fds[0].revents().is_empty() {
             let mut b = [0u8; 8];
@@ -370,6 +373,11 @@ struct RxState {
     halted: Vec<Buffer>,
     halting: bool,
     errors_in_row: u32,
+    /// Received buffers not yet resubmitted: they go back in a batch once more than
+    /// [`RxState::spare_max`] wait, so that a lone frame's TAP write is not followed by a
+    /// submission before the thread sleeps and the woken reader gets the CPU.
+    spare: Vec<Buffer>,
+    spare_max: usize,
     /// Receive coalescing, when the network side takes virtio-net headers.
     gro: Option<Gro>,
     /// The TAP starts without carrier when the class reports it; act on changes only
@@ -387,6 +395,9 @@ impl RxState {
             halted: Vec::new(),
             halting: false,
             errors_in_row: 0,
+            spare: Vec::new(),
+            // between steps at most a quarter of the ring (and at most 8) waits here
+            spare_max: (cfg.rx_queue / 4).min(8),
             gro: cfg.vnet.then(Gro::new),
             carrier: None,
         }
@@ -498,7 +509,7 @@ impl RxState {
             if self.halting {
                 self.halted.push(c.buffer);
             } else {
-                self.side.bulk_in.submit(c.buffer);
+                self.spare.push(c.buffer);
             }
         }
         // Coalescing spans every transfer that was ready at once (ECM sends one frame per
@@ -508,6 +519,13 @@ impl RxState {
             let merged = gro.merged_packets;
             gro.flush(&mut |hdr, pkt| write_tap(net, stats, hdr, pkt));
             Stats::add(&stats.rx_gro_packets, gro.merged_packets - merged);
+        }
+        // Resubmit after the frames are written, and only once several wait: between
+        // steps at least `rx_queue - spare_max` transfers stay in flight.
+        if self.spare.len() > self.spare_max {
+            for b in self.spare.drain(..) {
+                self.side.bulk_in.submit(b);
+            }
         }
         if self.halting && self.side.bulk_in.pending() == 0 {
             match self.side.bulk_in.clear_halt() {
@@ -615,6 +633,13 @@ struct TxState {
     busy: bool,
     errors_in_row: u32,
     halting: bool,
+    /// The network side returned nothing to the last read and `poll(2)` has not reported
+    /// it readable since: a step does not read it again (one EAGAIN read fewer on every
+    /// wake-up that is for USB completions alone).
+    net_drained: bool,
+    /// The OUT pipe is reaped through an fd: a submission needs no further poll of the
+    /// pipe before sleeping (a waker-driven pipe registers its waker only on a poll).
+    fd_pipe: bool,
 }
 
 /// A read from the network not (entirely) in a transfer yet.
@@ -655,6 +680,7 @@ impl TxState {
 
     fn new(side: TxSide, cfg: RingConfig) -> TxState {
         let slots = cfg.tx_queue.max(1);
+        let fd_pipe = side.bulk_out.wait_fd().is_some();
         TxState {
             side,
             slots,
@@ -671,7 +697,15 @@ impl TxState {
             busy: false,
             errors_in_row: 0,
             halting: false,
+            net_drained: false,
+            fd_pipe,
         }
+    }
+
+    /// What a sleep that watched the network fd when `watched` says about it.
+    fn woke(&mut self, watched: bool, woken: Woken) {
+        // Unwatched (no room), it may have filled meanwhile: read it again.
+        self.net_drained = watched && !woken.net;
     }
 
     fn step(&mut self, waker: &Waker, stats: &Stats, stop: &Stop) -> Result<TxStep, Exit> {
@@ -738,15 +772,21 @@ impl TxState {
             }
             let mut c = match self.carry.take() {
                 Some(c) => c,
+                None if self.net_drained => {
+                    net_empty = true;
+                    break;
+                }
                 None => {
                     let len = match (&*self.side.net).read(&mut self.frame) {
                         Ok(0) => {
                             net_empty = true;
+                            self.net_drained = true;
                             break;
                         }
                         Ok(n) => n,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             net_empty = true;
+                            self.net_drained = true;
                             break;
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -835,9 +875,10 @@ impl TxState {
         if self.carry.is_none() && !self.free.is_empty() {
             self.busy = false;
         }
-        // After a submission the endpoint must be polled again before sleeping: that
-        // registers the waker (nusb registers it only on a poll that finds nothing ready).
-        worked |= self.submitted != submitted_before;
+        // After a submission a waker-driven pipe must be polled again before sleeping:
+        // that registers the waker (it is registered only on a poll that finds nothing
+        // ready). A pipe with an fd is watched by the sleep itself.
+        worked |= !self.fd_pipe && self.submitted != submitted_before;
         let room =
             self.carry.is_none() && (self.open.is_some() || !self.free.is_empty()) && !self.halting;
         Ok(TxStep { worked, room })
@@ -895,6 +936,7 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
             if woken.stop {
                 break Exit::Stopped;
             }
+            tx.woke(t.room, woken);
             if woken.usb {
                 // Completions may belong to a pipe the next steps do not poll (TX polls
                 // its completions lazily): move them to their queues so the fd calms.
@@ -954,6 +996,7 @@ pub fn run_tx(side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
                 if woken.stop {
                     break Exit::Stopped;
                 }
+                tx.woke(t.room, woken);
                 if woken.usb {
                     tx.side.bulk_out.reap();
                 }

@@ -224,6 +224,7 @@ impl Claimed {
         let deadline = std::time::Instant::now() + Duration::from_millis(100);
         let mut cx = Context::from_waker(Waker::noop());
         while std::time::Instant::now() < deadline {
+            usb::Pipe::reap(&mut ep);
             match usb::Pipe::poll_complete(&mut ep, &mut cx) {
                 Poll::Ready(c) if c.status.is_ok() => {
                     log::debug!(

@@ -193,6 +193,34 @@ fn ecm_rx_delivers_every_frame_in_order_and_recycles_buffers() {
 }
 
 #[test]
+fn rx_resubmits_in_batches_and_keeps_the_ring_three_quarters_deep() {
+    // 8 IN transfers: between steps up to 2 received buffers wait to go back (6 stay in
+    // flight), and a 3rd sends all three back at once.
+    let rx = start_rx(ClassKind::Ecm, 8);
+    let mut buf = vec![0u8; 2048];
+    for (i, in_flight_after) in [7, 6, 8, 7, 6, 8].into_iter().enumerate() {
+        let f = frame(i as u32, 100);
+        assert!(rx.dev.deliver(&f));
+        let n = rx.peer.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &f[..], "frame {i}");
+        wait_until(
+            &format!("{in_flight_after} in flight after frame {i}"),
+            || {
+                rx.stats.snapshot().rx_frames == i as u64 + 1
+                    && rx.dev.in_flight() == in_flight_after
+            },
+        );
+    }
+    assert_eq!(
+        rx.dev.distinct_buffers(),
+        8,
+        "the held buffers are the ring's own"
+    );
+    rx.stop.trigger();
+    assert_eq!(rx.thread.join().unwrap(), Exit::Stopped);
+}
+
+#[test]
 fn ecm_rx_counts_runts_and_giants_as_drops() {
     let rx = start_rx(ClassKind::Ecm, 4);
     assert!(rx.dev.deliver(&[0u8; 10]));

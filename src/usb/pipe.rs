@@ -22,8 +22,10 @@ pub trait Pipe: Send {
     /// Queue a transfer. IN: `requested_len` bytes are asked for; OUT: the buffer's bytes are sent.
     fn submit(&mut self, buf: Buffer);
     /// The next completion in submission order, or `Pending` (with the waker registered,
-    /// unless [`Pipe::wait_fd`] gives an fd to poll instead). An IN completion's data is
-    /// `buffer[..actual_len]`; the buffer may be longer.
+    /// unless [`Pipe::wait_fd`] gives an fd to poll instead: then only completions that
+    /// [`Pipe::reap`] has moved to user space are returned, and the caller reaps when the
+    /// fd is ready). An IN completion's data is `buffer[..actual_len]`; the buffer may be
+    /// longer.
     fn poll_complete(&mut self, cx: &mut Context<'_>) -> Poll<Completion>;
     /// Transfers submitted and not yet returned by `poll_complete`.
     fn pending(&self) -> usize;

@@ -399,20 +399,23 @@ start_usbnetd() {
 	# lab run --env LAB_USBNETD_AB="...": every second usbnetd run (2nd, 4th, ...) gets
 	# these extra arguments too: an A/B of an option within one boot (the variant is
 	# logged and given as usbnetd_variant= in the e2e RESULT line)
+	# lab --usbnetd-b PATH: every second run uses that build instead (/mnt/bin/usbnetd-b)
 	LAB_VARIANT=a
-	if [ -n "${LAB_USBNETD_AB:-}" ]; then
+	_bin=$USBNETD
+	if [ -n "${LAB_USBNETD_AB:-}" ] || [ "${LAB_USBNETD_B:-0}" = 1 ]; then
 		_n=$(($(cat /tmp/ab-count 2>/dev/null || echo 0) + 1))
 		echo $_n > /tmp/ab-count
 		[ $((_n % 2)) = 0 ] && LAB_VARIANT=b
 	fi
-	[ $LAB_VARIANT = b ] && set -- "$@" $LAB_USBNETD_AB
+	[ $LAB_VARIANT = b ] && set -- "$@" ${LAB_USBNETD_AB:-}
+	[ $LAB_VARIANT = b ] && [ "${LAB_USBNETD_B:-0}" = 1 ] && _bin=/mnt/bin/usbnetd-b
 	# every argument this run got, for checks that depend on them (e2e: --sched)
 	USBNETD_ARGV="$* ${LAB_USBNETD_ARGS:-}"
-	log "usbnetd: $USBNETD $USBNETD_ARGV${LAB_USBNETD_AB:+ (variant $LAB_VARIANT)}"
+	log "usbnetd: $_bin $USBNETD_ARGV (variant $LAB_VARIANT)"
 	# ash starts background jobs with SIGINT/SIGQUIT ignored: undo that, as a
 	# terminal would, so that usbnetd sees an ordinary SIGINT
 	LD_LIBRARY_PATH=/mnt/bin/lib RUST_BACKTRACE=1 $GNUENV --default-signal=INT,QUIT,TERM \
-		${LAB_RUST_LOG:+RUST_LOG=$LAB_RUST_LOG} $USBNETD "$@" ${LAB_USBNETD_ARGS:-} > $LAB_RES.usbnetd.log 2>&1 < /dev/null &
+		${LAB_RUST_LOG:+RUST_LOG=$LAB_RUST_LOG} $_bin "$@" ${LAB_USBNETD_ARGS:-} > $LAB_RES.usbnetd.log 2>&1 < /dev/null &
 	UPID=$!
 }
 

@@ -61,7 +61,8 @@ if wait_for 3 iface_bound_to $DRIVER; then
 else
 	fail "kernel driver $DRIVER not bound to 1-1:1.0 after usbnetd exit (driver: $(iface_driver 0))"
 fi
-result "class=$CLASS mac=$mac $M_KV usbnetd_cpu_pct=$M_PROC_CPU usbnetd_sys_pct=$M_PROC_SYS standin=${LAB_E2E_STANDIN:-0}${LAB_USBNETD_AB:+ usbnetd_variant=$LAB_VARIANT}"
+ab=${LAB_USBNETD_AB:-}${LAB_USBNETD_B:-}
+result "class=$CLASS mac=$mac $M_KV usbnetd_cpu_pct=$M_PROC_CPU usbnetd_sys_pct=$M_PROC_SYS standin=${LAB_E2E_STANDIN:-0}${ab:+ usbnetd_variant=$LAB_VARIANT}"
 echo "---- usbnetd log (tail) ----"
 tail -30 $LAB_RES.usbnetd.log
 finish
