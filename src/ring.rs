@@ -929,7 +929,15 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
             (Err(e), _) | (_, Err(e)) => break e,
             (Ok(rw), Ok(t)) => (rw, t),
         };
-        if !rw && !t.worked && !rx.has_completion() && !tx.wants_completion() {
+        if rw || t.worked {
+            // Busy: take what completed meanwhile without a poll. A frame written up ran
+            // the stack's receive path in this thread, which often queues a frame to
+            // send (an ACK for data, more data for an ACK): read the network again.
+            rx.side.bulk_in.reap();
+            if rw {
+                tx.net_drained = false;
+            }
+        } else if !rx.has_completion() && !tx.wants_completion() {
             let net = tx.side.net.clone();
             let woken = sleeper.sleep(stop, t.room.then_some(&*net), None);
             Stats::add(&stats.wakeups, 1);
