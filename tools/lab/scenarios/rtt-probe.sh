@@ -9,9 +9,9 @@ N=${LAB_PROBE_PINGS:-30}
 TAP=usbnet0
 # LAB_PROBE_TRACE=1: also record an ftrace timeline of 5 pings each way and driver
 # (scheduler switches and wake-ups, the netdev and usbfs/tun/usbnet entry points),
-# to results/NN-rtt-probe.trace-PHASE.txt; tools/lab/prof/ping-timeline reads them.
+# to results/NN-rtt-probe.trace-PHASE.txt; tools/lab/prof/trace-report reads them.
 T=/sys/kernel/debug/tracing
-trace_on() {
+trace_pings() { # PHASE: h2d or d2h pings, traced
 	[ "${LAB_PROBE_TRACE:-0}" = 1 ] || return 0
 	echo 0 > $T/tracing_on
 	echo > $T/trace
@@ -29,10 +29,19 @@ trace_on() {
 		echo 1 > $T/events/$e/enable
 	done
 	echo 1 > $T/tracing_on
+	case $1 in
+	*h2d) ping -c 5 -i 0.3 -q $NET_GADGET >/dev/null ;;
+	*) in_ns ping -c 5 -i 0.3 -q $NET_HOST >/dev/null ;;
+	esac
+	echo 0 > $T/tracing_on
+	cat $T/trace > $LAB_RES.trace-$1.txt
+	echo nop > $T/current_tracer
+	echo 0 > $T/events/enable
+	log "trace $1: $(wc -l < $LAB_RES.trace-$1.txt) lines"
 }
 # LAB_PROBE_LOAD=1: also trace 0.5 s in the middle of a 3 s iperf3 each way and driver
 # (scheduler switches, every syscall's entry, every frame queued to a netdev), to
-# results/NN-rtt-probe.load-PHASE.txt: switches and syscalls per frame, by task.
+# results/NN-rtt-probe.load-PHASE.txt: switches and syscalls by task (trace-report).
 load_trace() { # PHASE [iperf3 args]
 	[ "${LAB_PROBE_LOAD:-0}" = 1 ] || return 0
 	_ph=$1
@@ -54,14 +63,6 @@ load_trace() { # PHASE [iperf3 args]
 	wait $_ip
 	log "load $_ph: $(grep -h receiver /tmp/load-$_ph.txt | tail -1)"
 }
-trace_off() { # PHASE
-	[ "${LAB_PROBE_TRACE:-0}" = 1 ] || return 0
-	echo 0 > $T/tracing_on
-	cat $T/trace > $LAB_RES.trace-$1.txt
-	echo nop > $T/current_tracer
-	echo 0 > $T/events/enable
-	log "trace $1: $(wc -l < $LAB_RES.trace-$1.txt) lines"
-}
 log "guest cpu: $(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2); meltdown: $(cat /sys/devices/system/cpu/vulnerabilities/meltdown 2>/dev/null); spectre_v2: $(cat /sys/devices/system/cpu/vulnerabilities/spectre_v2 2>/dev/null)"
 kernel_up $CLASS
 wait_for 15 ping1 $NET_GADGET || die "no ping over the kernel driver"
@@ -69,8 +70,7 @@ prof_start
 ping_stats $NET_GADGET $N; k_h2d=$PING_AVG
 prof_stop rtt-kernel-h2d
 ping_stats ns $NET_HOST $N; k_d2h=$PING_AVG
-trace_on; ping -c 5 -i 0.3 -q $NET_GADGET >/dev/null; trace_off kernel-h2d
-trace_on; in_ns ping -c 5 -i 0.3 -q $NET_HOST >/dev/null; trace_off kernel-d2h
+trace_pings kernel-h2d; trace_pings kernel-d2h
 [ "${LAB_PROBE_LOAD:-0}" = 1 ] && iperf_server
 load_trace kernel-h2d; load_trace kernel-d2h -R
 log "kernel driver: h2d $k_h2d ms, d2h $k_d2h ms"
@@ -98,8 +98,7 @@ log "threads before: $(sched_threads)"
 DIR=h2d; o1=$(probe); log "usbnetd $o1"
 log "threads after h2d: $(sched_threads)"
 DIR=d2h; o2=$(probe); log "usbnetd $o2"
-trace_on; ping -c 5 -i 0.3 -q $NET_GADGET >/dev/null; trace_off usbnetd-h2d
-trace_on; in_ns ping -c 5 -i 0.3 -q $NET_HOST >/dev/null; trace_off usbnetd-d2h
+trace_pings usbnetd-h2d; trace_pings usbnetd-d2h
 load_trace usbnetd-h2d; load_trace usbnetd-d2h -R
 stop_usbnetd
 result "class=$CLASS kernel_h2d_ms=$k_h2d kernel_d2h_ms=$k_d2h usbnetd: $o1 | $o2 | ${sw#switch-probe }"
