@@ -7,7 +7,9 @@
 
 use std::fs::File;
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::class::Mac;
 use crate::sys::tap as sys;
@@ -54,6 +56,47 @@ pub enum TapError {
     },
 }
 
+/// How long to wait for udev to finish with a new interface.
+const UDEV_WAIT: Duration = Duration::from_secs(3);
+
+/// `aa:bb:cc:dd:ee:ff`, as sysfs writes an address.
+fn mac_text(mac: &Mac) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Where udev runs, wait (bounded) until it has handled the new interface (its database
+/// entry exists), and set our MAC again if its link policy replaced it. Setting the MAC
+/// first narrows that race but cannot close it: in the lab's systemd guest udev won it
+/// once in about thirty plugs, and systemd-networkd then left the interface unconfigured.
+fn keep_mac_past_udev(file: &File, name: &str, mac: Mac) -> io::Result<()> {
+    if !Path::new("/run/udev/control").exists() {
+        return Ok(());
+    }
+    let sys = format!("/sys/class/net/{name}");
+    let Ok(ifindex) = std::fs::read_to_string(format!("{sys}/ifindex")) else {
+        return Ok(());
+    };
+    let db = format!("/run/udev/data/n{}", ifindex.trim());
+    let t0 = Instant::now();
+    while !Path::new(&db).exists() && t0.elapsed() < UDEV_WAIT {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    log::debug!("{name}: udev done with it after {:?}", t0.elapsed());
+    let now = std::fs::read_to_string(format!("{sys}/address")).unwrap_or_default();
+    let want = mac_text(&mac);
+    if now.trim() != want {
+        log::warn!(
+            "udev replaced {name}'s MAC with {} (its MACAddressPolicy); setting {want} again",
+            now.trim()
+        );
+        sys::tap_set_mac(file, name, mac)?;
+    }
+    Ok(())
+}
+
 /// A live TAP interface.
 #[derive(Debug)]
 pub struct Tap {
@@ -85,15 +128,20 @@ impl Tap {
             let name = name.clone();
             move |source| TapError::Io { what, name, source }
         };
+        // The MAC first: udev applies its link policy (systemd's default
+        // MACAddressPolicy=persistent gives a TAP a MAC made from its name) to an interface
+        // whose address is still the kernel's random one when it handles the "add" event,
+        // which may be any moment after TUNSETIFF.
+        sys::tap_set_mac(&file, &name, cfg.mac).map_err(io("setting the MAC address"))?;
         sys::tap_set_carrier(&file, false).map_err(io("TUNSETCARRIER"))?;
         if cfg.offload {
             let f = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
             sys::tap_set_offload(&file, f).map_err(io("TUNSETOFFLOAD"))?;
         }
-        sys::tap_set_mac(&file, &name, cfg.mac).map_err(io("setting the MAC address"))?;
         sys::if_set_mtu(&name, cfg.mtu).map_err(io("setting the MTU"))?;
         sys::if_set_txqlen(&name, cfg.txqueuelen).map_err(io("setting txqueuelen"))?;
         sys::if_set_up(&name, true).map_err(io("bringing the interface up"))?;
+        keep_mac_past_udev(&file, &name, cfg.mac).map_err(io("setting the MAC address"))?;
         Ok(Tap {
             file: Arc::new(file),
             name,
@@ -144,6 +192,14 @@ pub fn default_name(mac: &Mac) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mac_text_is_what_sysfs_writes() {
+        assert_eq!(
+            mac_text(&[0x02, 0x4c, 0x41, 0x42, 0x01, 0xab]),
+            "02:4c:41:42:01:ab"
+        );
+    }
 
     #[test]
     fn enx_name_fits_ifnamsiz() {
