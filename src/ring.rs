@@ -881,6 +881,12 @@ impl TxState {
         worked |= !self.fd_pipe && self.submitted != submitted_before;
         let room =
             self.carry.is_none() && (self.open.is_some() || !self.free.is_empty()) && !self.halting;
+        if !room {
+            // "Drained" is only worth knowing while a sleep watches the network fd, which
+            // it does only with room; a frame that came after the EAGAIN must be seen
+            // (and the stop counted) as soon as a slot is wanted.
+            self.net_drained = false;
+        }
         Ok(TxStep { worked, room })
     }
 
