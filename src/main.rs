@@ -348,12 +348,7 @@ fn cmd_list() -> CmdResult {
             let mac = match (&dev, f.mac_string_index) {
                 (Some(dev), Some(idx)) => usb::read_string(dev, idx)
                     .and_then(|s| usbnetd::class::parse_mac_string(&s))
-                    .map(|m| {
-                        m.iter()
-                            .map(|b| format!("{b:02x}"))
-                            .collect::<Vec<_>>()
-                            .join(":")
-                    })
+                    .map(|m| usbnetd::class::mac_text(&m))
                     .unwrap_or_else(|| "?".into()),
                 (None, Some(_)) => "? (no access)".into(),
                 (_, None) => "-".into(),

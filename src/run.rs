@@ -448,12 +448,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         if let Some(line) = usbfs_memory_mb().and_then(|mb| cfg.fit_usbfs_cap(mb)) {
             log::warn!("{line}");
         }
-        let mac = link
-            .mac
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":");
+        let mac = crate::class::mac_text(&link.mac);
         log::info!(
             "{} up: MAC {mac} ({}), MTU {}, {} on {devname}, {} speed, {}; rx queue {} x {} B, tx queue {} x {} B",
             tap.name(),

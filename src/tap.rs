@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::class::Mac;
+use crate::class::{mac_text, Mac};
 use crate::sys::tap as sys;
 
 /// How to create the interface.
@@ -58,14 +58,6 @@ pub enum TapError {
 
 /// How long to wait for udev to finish with a new interface.
 const UDEV_WAIT: Duration = Duration::from_secs(3);
-
-/// `aa:bb:cc:dd:ee:ff`, as sysfs writes an address.
-fn mac_text(mac: &Mac) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
 
 /// Where udev runs, wait (bounded) until it has handled the new interface (its database
 /// entry exists), and set our MAC again if its link policy replaced it. Setting the MAC
@@ -192,14 +184,6 @@ pub fn default_name(mac: &Mac) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mac_text_is_what_sysfs_writes() {
-        assert_eq!(
-            mac_text(&[0x02, 0x4c, 0x41, 0x42, 0x01, 0xab]),
-            "02:4c:41:42:01:ab"
-        );
-    }
 
     #[test]
     fn enx_name_fits_ifnamsiz() {

@@ -216,6 +216,14 @@ pub fn driver_for(kind: ClassKind) -> Result<Box<dyn ClassDriver>, BindError> {
     }
 }
 
+/// `aa:bb:cc:dd:ee:ff`, the way `ip link` and sysfs write an address.
+pub fn mac_text(mac: &Mac) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// Parse the 12-hex-digit iMACAddress string (`"0242ac110002"`).
 pub fn parse_mac_string(s: &str) -> Option<Mac> {
     let s = s.trim();
@@ -276,6 +284,14 @@ pub fn mtu_from_segment_size(seg: Option<u16>) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mac_text_is_what_sysfs_writes() {
+        assert_eq!(
+            mac_text(&[0x02, 0x4c, 0x41, 0x42, 0x01, 0xab]),
+            "02:4c:41:42:01:ab"
+        );
+    }
 
     #[test]
     fn mac_strings() {
