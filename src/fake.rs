@@ -6,7 +6,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use nusb::transfer::{Buffer, Completion, TransferError};
+use nusb::transfer::TransferError;
+
+use crate::usb::{Buffer, Completion};
 
 use crate::usb::Pipe;
 

@@ -30,7 +30,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use nusb::transfer::{Buffer, Completion, TransferError};
+use nusb::transfer::TransferError;
+
+use crate::usb::{Buffer, Completion};
 
 use crate::class::{Binding, Refused, RxDrops, RxFixup, TxFixup};
 use crate::usb::{Control, Pipe};

@@ -31,7 +31,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use nusb::transfer::{Buffer, Completion, TransferError};
+use nusb::transfer::TransferError;
+
+use crate::usb::{Buffer, Completion};
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 
 use crate::class::{LinkEvent, Refused, RxDrops, RxFixup, StatusFixup, TxFixup};

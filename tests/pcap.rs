@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use nusb::transfer::{Buffer, TransferError};
+use nusb::transfer::TransferError;
 use usbnetd::class::{driver_for, BusFacts, RxDrops};
 use usbnetd::fake::{self, FakeControl};
 use usbnetd::pcap::{
@@ -14,6 +14,7 @@ use usbnetd::pcap::{
     LINKTYPE_ETHERNET, LINKTYPE_USB_LINUX_MMAPPED, STATUS_IN_PROGRESS,
 };
 use usbnetd::probe::{ClassKind, NetFunction};
+use usbnetd::usb::Buffer;
 use usbnetd::usb::{Control, Pipe};
 
 /// A `Write` into a buffer the test keeps a handle to.
@@ -50,7 +51,7 @@ fn usbmon(r: &pcap::Record) -> UsbmonPacket<&[u8]> {
     UsbmonPacket::new_checked(&r.data[..]).unwrap()
 }
 
-fn poll(p: &mut dyn Pipe) -> Option<nusb::transfer::Completion> {
+fn poll(p: &mut dyn Pipe) -> Option<usbnetd::usb::Completion> {
     match p.poll_complete(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(c) => Some(c),
         Poll::Pending => None,

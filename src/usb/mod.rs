@@ -5,9 +5,11 @@
 //!
 //! Nothing here knows about network classes; the probe decides what to claim.
 
+pub mod buffer;
 pub mod pipe;
 pub mod usbfs;
 
+pub use buffer::{Buffer, Completion};
 pub use pipe::Pipe;
 
 use std::fmt;

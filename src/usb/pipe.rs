@@ -9,7 +9,9 @@ use std::task::{Context, Poll};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use nusb::transfer::{Buffer, Completion, TransferError};
+use nusb::transfer::TransferError;
+
+use crate::usb::{Buffer, Completion};
 
 /// One endpoint's transfer queue.
 pub trait Pipe: Send {

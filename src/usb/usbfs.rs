@@ -19,14 +19,16 @@ use std::ffi::c_void;
 use std::fs::OpenOptions;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use nusb::transfer::{Buffer, Completion, TransferError};
+use nusb::transfer::TransferError;
+
+use super::buffer::{Buffer, Completion, Region};
 
 use super::{Control, Pipe};
 
@@ -129,9 +131,7 @@ impl RawUrb {
 #[repr(C)]
 struct Urb {
     raw: RawUrb,
-    data: Vec<u8>,
-    /// What an IN buffer asked for, restored on the returned [`Buffer`].
-    requested: usize,
+    buf: Buffer,
 }
 
 /// Device speed as usbfs reports it (`enum usb_device_speed`).
@@ -363,29 +363,24 @@ impl Device {
 
     /// Queue a bulk or interrupt transfer on `endpoint`. A refused submission comes back
     /// at once as a failed completion on that endpoint's queue, as a failed transfer would.
-    fn submit(&self, kind: u8, endpoint: u8, buf: Buffer) {
+    fn submit(&self, kind: u8, endpoint: u8, mut buf: Buffer) {
         let is_in = endpoint & 0x80 != 0;
-        let requested = buf.requested_len();
-        let mut data = buf.into_vec();
         let length = if is_in {
-            // Every byte up to the capacity is initialised once, so that the length can
-            // later be set to whatever the device sent without exposing uninitialised memory.
-            if data.len() < data.capacity() {
-                data.resize(data.capacity(), 0);
-            }
-            requested.min(data.len())
+            // Every byte up to the capacity is initialised once (a mapped slot always
+            // is), so that the length can later be set to whatever the device sent without
+            // exposing uninitialised memory.
+            buf.set_len(buf.capacity());
+            buf.requested_len().min(buf.len())
         } else {
-            data.len()
+            buf.len()
         };
-        let raw = RawUrb::new(kind, endpoint, data.as_mut_ptr().cast(), length);
-        let urb = Box::new(Urb {
-            raw,
-            data,
-            requested,
-        });
-        // The Vec's heap block does not move when the Vec itself moves into the box, so
-        // `raw.buffer` stays valid; `raw` is the first field of a #[repr(C)] struct, so a
-        // pointer to it is a pointer to the whole `Urb`.
+        // A heap buffer's block does not move when the Buffer moves into the box, and a
+        // mapped slot never moves, so the pointer stays valid while the URB is in flight.
+        let (ptr, _) = buf.raw_parts();
+        let raw = RawUrb::new(kind, endpoint, ptr.cast(), length);
+        let urb = Box::new(Urb { raw, buf });
+        // `raw` is the first field of a #[repr(C)] struct, so a pointer to it is a pointer
+        // to the whole `Urb`.
         let ptr = Box::into_raw(urb);
         let mut reaped = self.lock();
         match self.ioctl(USBDEVFS_SUBMITURB, ptr.cast()) {
@@ -466,16 +461,12 @@ impl Device {
     }
 }
 
-/// A returned URB as nusb's [`Completion`], the type the ring speaks.
+/// A returned URB as the [`Completion`] the ring speaks. An IN buffer keeps its full
+/// (initialised) length: the data is `buffer[..actual_len]`.
 fn completion(urb: Urb, status: Result<(), TransferError>) -> Completion {
     let actual = usize::try_from(urb.raw.actual_length).unwrap_or(0);
-    let requested = urb.requested;
-    let mut buffer = Buffer::from(urb.data);
-    if requested <= buffer.capacity() {
-        buffer.set_requested_len(requested);
-    }
     Completion {
-        buffer,
+        buffer: urb.buf,
         actual_len: actual,
         status,
     }
@@ -502,6 +493,11 @@ impl Drop for Device {
     }
 }
 
+/// Bytes per mapping of zero-copy IN buffers: several transfers share one, so that usbfs's
+/// lookup of a submitted buffer (a walk over the fd's mappings) stays short and the
+/// controller's contiguous allocation stays small.
+const REGION_BYTES: usize = 128 << 10;
+
 /// One bulk or interrupt endpoint of a claimed interface, as a [`Pipe`] for the ring.
 pub struct UsbfsPipe {
     dev: Arc<Device>,
@@ -509,6 +505,9 @@ pub struct UsbfsPipe {
     address: u8,
     max_packet: usize,
     pending: usize,
+    /// Mappings that bulk IN buffers are carved from; `None` once mapping failed (the
+    /// pipe then allocates heap buffers, which usbfs copies through).
+    regions: std::cell::RefCell<Option<Vec<Arc<Region>>>>,
 }
 
 impl UsbfsPipe {
@@ -529,7 +528,44 @@ impl UsbfsPipe {
             address,
             max_packet,
             pending: 0,
+            regions: std::cell::RefCell::new(
+                (kind == URB_TYPE_BULK && address & 0x80 != 0).then(Vec::new),
+            ),
         }
+    }
+
+    /// A zero-copy buffer of at least `len` bytes from this pipe's mappings (a new mapping
+    /// when they are full), or `None` where usbfs cannot map (then never again).
+    fn mapped(&self, len: usize) -> Option<Buffer> {
+        let mut regions = self.regions.borrow_mut();
+        let list = regions.as_mut()?;
+        let slot = len.max(1).div_ceil(64) * 64;
+        let mut buf = match list
+            .iter()
+            .find_map(|r| (r.slot_len() == slot).then(|| r.take()).flatten())
+        {
+            Some(b) => b,
+            None => {
+                let fd = self.dev.fd();
+                match Region::map(fd.as_fd(), slot, (REGION_BYTES / slot).max(1)) {
+                    Ok(r) => {
+                        let b = r.take();
+                        list.push(r);
+                        b?
+                    }
+                    Err(e) => {
+                        log::info!(
+                            "endpoint 0x{:02x}: no zero-copy buffers ({e}); usbfs copies each transfer",
+                            self.address
+                        );
+                        *regions = None;
+                        return None;
+                    }
+                }
+            }
+        };
+        buf.set_requested_len(len);
+        Some(buf)
     }
 }
 
@@ -541,7 +577,7 @@ impl Pipe for UsbfsPipe {
         self.max_packet
     }
     fn allocate(&self, len: usize) -> Buffer {
-        Buffer::new(len)
+        self.mapped(len).unwrap_or_else(|| Buffer::new(len))
     }
     fn submit(&mut self, buf: Buffer) {
         self.pending += 1;
@@ -722,15 +758,12 @@ mod tests {
     }
 
     #[test]
-    fn completion_restores_the_requested_length() {
-        let data = vec![0u8; 2048];
+    fn completion_keeps_the_requested_length() {
+        let mut buf = Buffer::new(2048);
+        buf.set_len(2048);
         let mut raw = RawUrb::new(URB_TYPE_BULK, 0x81, std::ptr::null_mut(), 2048);
         raw.actual_length = 60;
-        let urb = Urb {
-            raw,
-            data,
-            requested: 2048,
-        };
+        let urb = Urb { raw, buf };
         let c = completion(urb, Ok(()));
         assert_eq!(c.actual_len, 60);
         assert_eq!(c.buffer.len(), 2048, "IN data is buffer[..actual_len]");
