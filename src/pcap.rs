@@ -940,17 +940,17 @@ struct RecordingTx {
 }
 
 impl TxFixup for RecordingTx {
-    fn begin(&mut self, out: &mut Vec<u8>) {
+    fn begin(&mut self, out: &mut Buffer) {
         self.inner.begin(out)
     }
-    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Refused> {
+    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused> {
         let r = self.inner.push(out, frame);
         if r.is_ok() {
             self.rec.frame(frame);
         }
         r
     }
-    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+    fn finish(&mut self, out: &mut Buffer) -> bool {
         self.inner.finish(out)
     }
     fn is_empty(&self) -> bool {

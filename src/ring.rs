@@ -614,8 +614,9 @@ struct TxState {
     side: TxSide,
     /// OUT transfers allowed in flight.
     slots: usize,
-    /// OUT buffers not in flight; allocated once, recycled from completions.
-    free: Vec<Vec<u8>>,
+    /// OUT buffers not in flight; allocated once (from the pipe: zero-copy where it can),
+    /// recycled from completions.
+    free: Vec<Buffer>,
     /// Where a frame is read from the network: room for anything the TAP can hand over
     /// (the MTU can be raised under us): a frame the device cannot take is dropped and
     /// counted, never truncated.
@@ -628,7 +629,7 @@ struct TxState {
     /// Where one segment of a super-packet is built.
     scratch: Vec<u8>,
     /// The transfer being filled.
-    open: Option<Vec<u8>>,
+    open: Option<Buffer>,
     open_frames: u64,
     /// Transfers submitted so far (ZLPs included): tells a step that it submitted.
     submitted: u64,
@@ -683,12 +684,15 @@ impl TxState {
     fn new(side: TxSide, cfg: RingConfig) -> TxState {
         let slots = cfg.tx_queue.max(1);
         let fd_pipe = side.bulk_out.wait_fd().is_some();
+        // A class may close a full transfer with a byte or two more (RNDIS's one-byte
+        // short packet, EEM's zero-length packet): room for those too.
+        let free = (0..slots)
+            .map(|_| side.bulk_out.allocate(cfg.tx_transfer_size + TX_SLACK))
+            .collect();
         TxState {
             side,
             slots,
-            free: (0..slots)
-                .map(|_| Vec::with_capacity(cfg.tx_transfer_size))
-                .collect(),
+            free,
             frame: vec![0u8; cfg.max_frame.max(65_536) + vnet::LEN],
             carry: None,
             vnet: cfg.vnet,
@@ -749,7 +753,7 @@ impl TxState {
                 },
             }
             if !is_zlp {
-                let mut v = c.buffer.into_vec();
+                let mut v = c.buffer;
                 v.clear();
                 self.free.push(v);
             }
@@ -900,7 +904,7 @@ impl TxState {
             return;
         };
         let zlp = self.side.tx.finish(&mut v);
-        self.side.bulk_out.submit(Buffer::from(v));
+        self.side.bulk_out.submit(v);
         self.submitted += 1;
         Stats::add(&stats.tx_transfers, 1);
         Stats::add(&stats.tx_frames, self.open_frames);
@@ -911,6 +915,9 @@ impl TxState {
         }
     }
 }
+
+/// Bytes an OUT buffer holds beyond the largest transfer (see [`TxState::new`]).
+const TX_SLACK: usize = 64;
 
 fn start_sleeper() -> Result<Sleeper, Exit> {
     Sleeper::new().map_err(|e| Exit::Failed(format!("eventfd: {e}")))

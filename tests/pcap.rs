@@ -283,7 +283,7 @@ fn ethernet_link_records_frames_both_ways() {
     let (rec, out) = recorder(PcapLink::Ethernet);
     // A plain binding builds an NTB with two frames, as a device would send it.
     let mut plain = ncm_binding();
-    let mut ntb = Vec::with_capacity(16384);
+    let mut ntb = Buffer::new(16384);
     plain.tx.begin(&mut ntb);
     plain.tx.push(&mut ntb, &frame(1, 60)).unwrap();
     plain.tx.push(&mut ntb, &frame(2, 98)).unwrap();
@@ -294,7 +294,7 @@ fn ethernet_link_records_frames_both_ways() {
     let mut drops = RxDrops::default();
     b.rx.rx_fixup(&ntb, &mut |f| got.push(f.to_vec()), &mut drops);
     assert_eq!(got, vec![frame(1, 60), frame(2, 98)]);
-    let mut o = Vec::with_capacity(16384);
+    let mut o = Buffer::new(16384);
     b.tx.begin(&mut o);
     b.tx.push(&mut o, &frame(3, 70)).unwrap();
     assert!(

@@ -54,9 +54,9 @@ fuzz_target!(|data: &[u8]| {
             vec![c[0]; len]
         })
         .collect();
-    let mut out = Vec::new();
+    let mut out = usbnetd::usb::Buffer::new(0);
     let mut pushed: Vec<&[u8]> = Vec::new();
-    let check = |out: &mut Vec<u8>, tx: &mut EemTx, pushed: &mut Vec<&[u8]>| {
+    let check = |out: &mut usbnetd::usb::Buffer, tx: &mut EemTx, pushed: &mut Vec<&[u8]>| {
         assert!(!tx.finish(out));
         assert!(out.len() % max_packet != 0);
         let back: Vec<&[u8]> = packets(out)

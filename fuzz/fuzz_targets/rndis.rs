@@ -66,9 +66,9 @@ fn encode(data: &[u8]) {
             vec![c[0]; len]
         })
         .collect();
-    let mut out = Vec::new();
+    let mut out = usbnetd::usb::Buffer::new(0);
     let mut pushed: Vec<&[u8]> = Vec::new();
-    let check = |out: &mut Vec<u8>, tx: &mut RndisTx, pushed: &mut Vec<&[u8]>| {
+    let check = |out: &mut usbnetd::usb::Buffer, tx: &mut RndisTx, pushed: &mut Vec<&[u8]>| {
         let zlp = tx.finish(out);
         assert!(!zlp);
         assert!(out.is_empty() || out.len() % max_packet != 0);

@@ -9,7 +9,7 @@ use super::{
 use crate::probe::{ClassKind, NetFunction};
 use std::sync::Arc;
 
-use crate::usb::Control;
+use crate::usb::{Buffer, Control};
 use crate::wire::cdc::{packet_filter, request};
 
 /// The CDC-ECM class driver.
@@ -122,11 +122,11 @@ impl EcmTx {
 }
 
 impl TxFixup for EcmTx {
-    fn begin(&mut self, _out: &mut Vec<u8>) {
+    fn begin(&mut self, _out: &mut Buffer) {
         self.has_frame = false;
     }
 
-    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Refused> {
+    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused> {
         if frame.len() > self.max_frame || frame.len() < ETH_HLEN {
             return Err(Refused::Invalid);
         }
@@ -138,7 +138,7 @@ impl TxFixup for EcmTx {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+    fn finish(&mut self, out: &mut Buffer) -> bool {
         !out.is_empty() && out.len() % self.max_packet == 0
     }
 
@@ -158,7 +158,7 @@ mod tests {
             max_packet: 512,
             has_frame: false,
         };
-        let mut out = Vec::new();
+        let mut out = Buffer::new(0);
         tx.begin(&mut out);
         assert!(tx.is_empty());
         tx.push(&mut out, &[0xaa; 1024]).unwrap();
@@ -178,7 +178,7 @@ mod tests {
             max_packet: 512,
             has_frame: false,
         };
-        let mut out = Vec::new();
+        let mut out = Buffer::new(0);
         tx.begin(&mut out);
         assert_eq!(tx.push(&mut out, &[0; 1515]), Err(Refused::Invalid));
         assert_eq!(tx.push(&mut out, &[0; 13]), Err(Refused::Invalid));

@@ -28,7 +28,7 @@ use super::{
 };
 use crate::class::subset::NoStatus;
 use crate::probe::{ClassKind, NetFunction};
-use crate::usb::Control;
+use crate::usb::{Buffer, Control};
 use crate::wire::eem::{self, EemPacket};
 
 /// Echo Responses held for the next OUT transfer at most; further Echos are not answered.
@@ -177,7 +177,7 @@ impl EemTx {
 }
 
 impl TxFixup for EemTx {
-    fn begin(&mut self, out: &mut Vec<u8>) {
+    fn begin(&mut self, out: &mut Buffer) {
         self.frames = 0;
         self.has_echo = false;
         let mut q = self.echos.lock().unwrap_or_else(|p| p.into_inner());
@@ -187,7 +187,7 @@ impl TxFixup for EemTx {
         }
     }
 
-    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Refused> {
+    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused> {
         if frame.len() < ETH_HLEN || frame.len() > self.max_frame {
             return Err(Refused::Invalid);
         }
@@ -202,7 +202,7 @@ impl TxFixup for EemTx {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+    fn finish(&mut self, out: &mut Buffer) -> bool {
         if !out.is_empty() && out.len() % self.max_packet == 0 {
             out.extend_from_slice(&eem::ZERO_LENGTH_PACKET);
         }
@@ -225,7 +225,7 @@ mod tests {
     #[test]
     fn tx_packs_small_frames_and_stops_at_one_full_packet() {
         let mut tx = tx();
-        let mut out = Vec::new();
+        let mut out = Buffer::new(0);
         tx.begin(&mut out);
         // 23 x 66 = 1518 bytes fit in 1520.
         for _ in 0..23 {
@@ -247,7 +247,7 @@ mod tests {
     #[test]
     fn tx_appends_a_zero_length_eem_packet_on_a_packet_boundary() {
         let mut tx = tx();
-        let mut out = Vec::new();
+        let mut out = Buffer::new(0);
         tx.begin(&mut out);
         tx.push(&mut out, &[1u8; 512 - 6]).unwrap();
         assert_eq!(out.len(), 512);
@@ -270,7 +270,7 @@ mod tests {
         let mut drops = RxDrops::default();
         rx.rx_fixup(&xfer, &mut |f| got.push(f.to_vec()), &mut drops);
         assert_eq!(got, [vec![5u8; 60]]);
-        let mut out = Vec::new();
+        let mut out = Buffer::new(0);
         tx.begin(&mut out);
         assert!(!tx.is_empty());
         tx.push(&mut out, &[6u8; 60]).unwrap();

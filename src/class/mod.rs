@@ -15,7 +15,7 @@ pub mod subset;
 use crate::probe::{ClassKind, NetFunction};
 use std::sync::Arc;
 
-use crate::usb::Control;
+use crate::usb::{Buffer, Control};
 
 /// An Ethernet MAC address.
 pub type Mac = [u8; 6];
@@ -85,12 +85,12 @@ pub enum Refused {
 /// Packs frames into one bulk OUT transfer.
 pub trait TxFixup: Send {
     /// Start a new transfer in `out` (cleared by the caller).
-    fn begin(&mut self, out: &mut Vec<u8>);
+    fn begin(&mut self, out: &mut Buffer);
     /// Add `frame` (a whole Ethernet frame). An error leaves `out` untouched.
-    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Refused>;
+    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused>;
     /// Close the transfer (headers, padding). Returns whether a zero-length packet must
     /// follow it (its length is a multiple of wMaxPacketSize and the class wants a ZLP).
-    fn finish(&mut self, out: &mut Vec<u8>) -> bool;
+    fn finish(&mut self, out: &mut Buffer) -> bool;
     /// Whether the open transfer holds any frame.
     fn is_empty(&self) -> bool;
 }

@@ -13,7 +13,7 @@ use crate::class::ecm::{round_up, PACKET_FILTER};
 use crate::probe::{ClassKind, NetFunction};
 use std::sync::Arc;
 
-use crate::usb::Control;
+use crate::usb::{Buffer, Control};
 use crate::wire::cdc::{request, NTB_FORMAT_16};
 use crate::wire::{
     self, NtbBuilder, NtbFormat, NtbInputSize, NtbParameters, NtbParams, PushError, RxLimits,
@@ -188,13 +188,13 @@ pub struct NcmTx {
 }
 
 impl TxFixup for NcmTx {
-    fn begin(&mut self, out: &mut Vec<u8>) {
+    fn begin(&mut self, out: &mut Buffer) {
         self.builder.begin(out, self.sequence);
         self.sequence = self.sequence.wrapping_add(1);
         self.frames = 0;
     }
 
-    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Refused> {
+    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused> {
         self.builder.push(out, frame).map_err(|e| match e {
             PushError::Full => Refused::Full,
             _ => Refused::Invalid,
@@ -203,7 +203,7 @@ impl TxFixup for NcmTx {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+    fn finish(&mut self, out: &mut Buffer) -> bool {
         // The builder pads instead of asking for a ZLP (see `with_short_packet_padding`).
         self.builder.finish(out);
         false

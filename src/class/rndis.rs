@@ -31,7 +31,7 @@ use super::{
     RxDrops, RxFixup, StatusFixup, TxFixup, ETH_HLEN,
 };
 use crate::probe::{ClassKind, NetFunction};
-use crate::usb::Control;
+use crate::usb::{Buffer, Control};
 use crate::wire::cdc::request;
 use crate::wire::rndis::{
     self, emit_packet_header, msg, oid, packet_type, status, Message, PACKET_HEADER_LEN,
@@ -635,12 +635,12 @@ impl RndisTx {
 }
 
 impl TxFixup for RndisTx {
-    fn begin(&mut self, _out: &mut Vec<u8>) {
+    fn begin(&mut self, _out: &mut Buffer) {
         self.count = 0;
         self.last = 0;
     }
 
-    fn push(&mut self, out: &mut Vec<u8>, frame: &[u8]) -> Result<(), Refused> {
+    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused> {
         if frame.len() < ETH_HLEN || frame.len() > self.max_frame {
             return Err(Refused::Invalid);
         }
@@ -669,7 +669,7 @@ impl TxFixup for RndisTx {
         Ok(())
     }
 
-    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+    fn finish(&mut self, out: &mut Buffer) -> bool {
         if !out.is_empty() && out.len() % self.max_packet == 0 {
             out.push(0);
         }
@@ -1149,7 +1149,7 @@ mod tests {
     #[test]
     fn tx_one_packet_per_transfer_when_the_device_says_one() {
         let mut tx = RndisTx::new(1514, 1580, 1, 1, 512);
-        let mut out = Vec::new();
+        let mut out = Buffer::new(0);
         tx.begin(&mut out);
         tx.push(&mut out, &frame(100, 1)).unwrap();
         assert_eq!(tx.push(&mut out, &frame(60, 2)), Err(Refused::Full));
@@ -1167,7 +1167,7 @@ mod tests {
     #[test]
     fn tx_pads_a_transfer_that_ends_on_a_packet_boundary() {
         let mut tx = RndisTx::new(1514, 1580, 1, 1, 512);
-        let mut out = Vec::new();
+        let mut out = Buffer::new(0);
         tx.begin(&mut out);
         tx.push(&mut out, &frame(512 - 44, 1)).unwrap();
         assert!(!tx.finish(&mut out), "a pad byte, no ZLP");
@@ -1180,7 +1180,7 @@ mod tests {
     #[test]
     fn tx_batches_aligned_messages_within_the_device_limits() {
         let mut tx = RndisTx::new(1514, 400, 3, 8, 512);
-        let mut out = Vec::new();
+        let mut out = Buffer::new(0);
         tx.begin(&mut out);
         tx.push(&mut out, &frame(61, 1)).unwrap();
         tx.push(&mut out, &frame(62, 2)).unwrap();

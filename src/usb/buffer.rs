@@ -90,17 +90,53 @@ impl Buffer {
         }
     }
 
-    /// Append `data`. A heap buffer grows if it must; a mapped one takes what fits.
+    /// Append `data`. A buffer grows if it must (a mapped one moves to the heap first:
+    /// nothing is ever cut).
     pub fn extend_from_slice(&mut self, data: &[u8]) {
-        match &mut self.mem {
-            Mem::Heap(v) => v.extend_from_slice(data),
-            Mem::Mapped(_) => {
-                let at = self.len();
-                let n = data.len().min(self.capacity() - at);
-                self.set_len(at + n);
-                self[at..].copy_from_slice(&data[..n]);
+        let at = self.len();
+        if let Mem::Mapped(s) = &mut self.mem {
+            if data.len() <= s.region.slot - at {
+                s.len = at + data.len();
+                self[at..].copy_from_slice(data);
+                return;
             }
+            self.spill_to_heap(at + data.len());
         }
+        if let Mem::Heap(v) = &mut self.mem {
+            v.extend_from_slice(data);
+        }
+    }
+
+    /// Grow or shrink to `len` bytes, new bytes set to `value` (as `Vec::resize`).
+    pub fn resize(&mut self, len: usize, value: u8) {
+        let at = self.len();
+        if let Mem::Mapped(s) = &mut self.mem {
+            if len <= s.region.slot {
+                s.len = len;
+                if len > at {
+                    self[at..].fill(value);
+                }
+                return;
+            }
+            self.spill_to_heap(len);
+        }
+        if let Mem::Heap(v) = &mut self.mem {
+            v.resize(len, value);
+        }
+    }
+
+    /// Append one byte.
+    pub fn push(&mut self, byte: u8) {
+        self.extend_from_slice(&[byte]);
+    }
+
+    /// Move a mapped buffer's content to the heap, with room for `want` bytes (its slot
+    /// goes back to the region). Only a class that writes past the capacity it was given
+    /// gets here.
+    fn spill_to_heap(&mut self, want: usize) {
+        let mut v = Vec::with_capacity(want.max(self.capacity()));
+        v.extend_from_slice(self);
+        self.mem = Mem::Heap(v);
     }
 
     /// Whether the memory is mapped from usbfs (submitted without a copy).
@@ -116,8 +152,9 @@ impl Buffer {
         }
     }
 
-    /// Fill to `len` bytes (at most the capacity). Bytes that become visible are
-    /// initialised: a heap buffer is zero-filled, a mapped slot always is.
+    /// Fill to `len` bytes (at most the capacity) for a transfer to write into. Bytes that
+    /// become visible are initialised but not cleared: a heap buffer's are zeroed, a mapped
+    /// slot's keep what they held (zeros, or an earlier transfer's data).
     pub fn set_len(&mut self, len: usize) {
         let len = len.min(self.capacity());
         match &mut self.mem {
@@ -338,9 +375,24 @@ mod tests {
         }
         let mut b = bufs.pop().unwrap();
         b.clear();
-        b.extend_from_slice(&[7; 2000]);
-        assert_eq!(b.len(), 1536, "a slot never grows");
-        assert_eq!(b.into_vec(), vec![7; 1536]);
+        b.extend_from_slice(&[7; 1000]);
+        b.resize(1200, 9);
+        b.push(1);
+        assert!(b.is_zero_copy());
+        assert_eq!(b.len(), 1201);
+        assert!(b[..1000].iter().all(|&x| x == 7) && b[1000..1200].iter().all(|&x| x == 9));
+        b.resize(10, 0);
+        assert_eq!(&b[..], &[7; 10]);
+        // Past the slot the content moves to the heap, whole; the slot is free again.
+        b.extend_from_slice(&[8; 2000]);
+        assert!(!b.is_zero_copy());
+        assert_eq!(b.len(), 2010);
+        assert!(b[..10].iter().all(|&x| x == 7) && b[10..].iter().all(|&x| x == 8));
+        let back = r
+            .take()
+            .expect("the slot came back when the buffer left it");
+        drop(back);
+        drop(b);
         let again = r.take();
         assert!(again.is_some(), "a dropped slot is free again");
         assert!(r.take().is_none(), "every other slot is still taken");

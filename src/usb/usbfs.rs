@@ -493,7 +493,7 @@ impl Drop for Device {
     }
 }
 
-/// Bytes per mapping of zero-copy IN buffers: several transfers share one, so that usbfs's
+/// Bytes per mapping of zero-copy bulk buffers: several transfers share one, so that usbfs's
 /// lookup of a submitted buffer (a walk over the fd's mappings) stays short and the
 /// controller's contiguous allocation stays small.
 const REGION_BYTES: usize = 128 << 10;
@@ -505,8 +505,8 @@ pub struct UsbfsPipe {
     address: u8,
     max_packet: usize,
     pending: usize,
-    /// Mappings that bulk IN buffers are carved from; `None` once mapping failed (the
-    /// pipe then allocates heap buffers, which usbfs copies through).
+    /// Mappings that bulk buffers are carved from; `None` once mapping failed (the pipe
+    /// then allocates heap buffers, which usbfs copies through).
     regions: std::cell::RefCell<Option<Vec<Arc<Region>>>>,
 }
 
@@ -528,9 +528,7 @@ impl UsbfsPipe {
             address,
             max_packet,
             pending: 0,
-            regions: std::cell::RefCell::new(
-                (kind == URB_TYPE_BULK && address & 0x80 != 0).then(Vec::new),
-            ),
+            regions: std::cell::RefCell::new((kind == URB_TYPE_BULK).then(Vec::new)),
         }
     }
 

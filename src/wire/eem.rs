@@ -12,6 +12,7 @@
 //! One bulk transfer carries any number of EEM packets back to back. [`packets`] walks them
 //! with checked arithmetic; a length that runs past the transfer ends the walk with an error.
 
+use crate::wire::OutBuf;
 /// Length of the EEM header.
 pub const HEADER_LEN: usize = 2;
 /// Length of the CRC / sentinel trailer of a data packet.
@@ -214,7 +215,7 @@ pub const fn data_packet_len(frame_len: usize) -> usize {
 
 /// Append a data packet for `frame` to `out`, with a real CRC-32 (`with_crc`) or the
 /// sentinel. Returns false (and appends nothing) when the frame is too long for the header.
-pub fn push_data(out: &mut Vec<u8>, frame: &[u8], with_crc: bool) -> bool {
+pub fn push_data(out: &mut impl OutBuf, frame: &[u8], with_crc: bool) -> bool {
     let len = frame.len() + CRC_LEN;
     if len > MAX_DATA_LEN {
         return false;
@@ -233,7 +234,7 @@ pub fn push_data(out: &mut Vec<u8>, frame: &[u8], with_crc: bool) -> bool {
 
 /// Append an Echo (`response` false) or Echo Response carrying `data` (at most 2047 bytes;
 /// longer data is cut).
-pub fn push_echo(out: &mut Vec<u8>, data: &[u8], response: bool) {
+pub fn push_echo(out: &mut impl OutBuf, data: &[u8], response: bool) {
     let data = &data[..data.len().min(usize::from(CMD_PARAM_MASK))];
     let code = if response {
         cmd::ECHO_RESPONSE

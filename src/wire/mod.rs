@@ -120,7 +120,7 @@ pub(crate) fn set_u32(buf: &mut [u8], field: Field, v: u32) {
 
 /// The output buffer the TX path writes one transfer into.
 ///
-/// Implemented for `Vec<u8>` and for [`nusb::transfer::Buffer`]. The builders in this module
+/// Implemented for `Vec<u8>`, [`nusb::transfer::Buffer`] and our [`crate::usb::Buffer`]. The builders in this module
 /// never write past [`capacity`](OutBuf::capacity): `nusb`'s `Buffer` panics when asked to, and
 /// a `Vec<u8>` would silently reallocate, which the datapath must not do per transfer. So a
 /// `Vec` used as an `OutBuf` must be created with the capacity it is meant to have
@@ -187,6 +187,29 @@ impl OutBuf for nusb::transfer::Buffer {
     }
     fn clear(&mut self) {
         nusb::transfer::Buffer::clear(self);
+    }
+}
+
+impl OutBuf for crate::usb::Buffer {
+    fn len(&self) -> usize {
+        crate::usb::Buffer::len(self)
+    }
+    fn capacity(&self) -> usize {
+        crate::usb::Buffer::capacity(self)
+    }
+    fn extend_from_slice(&mut self, s: &[u8]) {
+        crate::usb::Buffer::extend_from_slice(self, s);
+    }
+    fn extend_fill(&mut self, n: usize, v: u8) -> &mut [u8] {
+        let start = crate::usb::Buffer::len(self);
+        self.resize(start + n, v);
+        &mut self[start..]
+    }
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self[..]
+    }
+    fn clear(&mut self) {
+        crate::usb::Buffer::clear(self);
     }
 }
 
