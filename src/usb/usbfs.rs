@@ -9,8 +9,9 @@
 //! `USBDEVFS_REAPURBNDELAY` in one go and sorts them onto per-endpoint queues, so a wake-up
 //! costs one `poll(2)` and completions are batched like the kernel's bottom half does.
 //!
-//! Every `unsafe` block of the crate's USB side is in this file: the ioctls and the URB
-//! memory hand-off. An URB and its buffer are boxed and owned by the kernel from
+//! The crate's USB-side `unsafe` is here (the ioctls and the URB memory hand-off) and in
+//! [`super::buffer`] (the usbfs mapping the bulk buffers live in). An URB and its buffer
+//! are boxed and owned by the kernel from
 //! `SUBMITURB` until `REAPURBNDELAY` hands the same pointer back; the device keeps the set
 //! of pointers in flight so that nothing the kernel may still write is ever freed.
 
