@@ -31,14 +31,14 @@ fn device_params_to_builder_to_decoder() {
     for format in [NtbFormat::Ntb16, NtbFormat::Ntb32] {
         let params = NtbParams::from_device(&reply, format, 1514).unwrap();
         let mut builder = NtbBuilder::new(params).with_short_packet_padding(512);
-        let mut out = nusb::transfer::Buffer::new(32768);
+        let mut out = usbnetd::usb::Buffer::new(32768);
         let frames: Vec<Vec<u8>> = (0..40u8)
             .map(|i| vec![i; 60 + usize::from(i) * 30])
             .collect();
         let mut sent = 0;
         let mut seq = 0u16;
         builder.begin(&mut out, seq);
-        let mut flush = |builder: &mut NtbBuilder, out: &mut nusb::transfer::Buffer| {
+        let mut flush = |builder: &mut NtbBuilder, out: &mut usbnetd::usb::Buffer| {
             let len = builder.finish(out);
             let it = parse_ntb(&out[..len], &RxLimits::default()).unwrap();
             let got: Vec<&[u8]> = it.collect();

@@ -36,9 +36,10 @@
 //!
 //! # Output buffers
 //!
-//! The TX path writes into an [`OutBuf`]: a `Vec<u8>` in tests, a [`nusb::transfer::Buffer`]
-//! (zero-copy mmap on Linux) in the ring. Both panic when written past their capacity, so the
-//! builders here check the capacity themselves before writing anything.
+//! The TX path writes into an [`OutBuf`]: a `Vec<u8>` in tests, a [`crate::usb::Buffer`]
+//! (usbfs-mapped, zero-copy, where it can be) in the ring. Neither may be written past its
+//! capacity per transfer (a `Vec` would reallocate, a mapped buffer would move to the heap),
+//! so the builders here check the capacity themselves before writing anything.
 //!
 //! # Example
 //!
@@ -120,9 +121,10 @@ pub(crate) fn set_u32(buf: &mut [u8], field: Field, v: u32) {
 
 /// The output buffer the TX path writes one transfer into.
 ///
-/// Implemented for `Vec<u8>`, [`nusb::transfer::Buffer`] and our [`crate::usb::Buffer`]. The builders in this module
-/// never write past [`capacity`](OutBuf::capacity): `nusb`'s `Buffer` panics when asked to, and
-/// a `Vec<u8>` would silently reallocate, which the datapath must not do per transfer. So a
+/// Implemented for `Vec<u8>` and for [`crate::usb::Buffer`] (the transfer buffer). The
+/// builders in this module never write past [`capacity`](OutBuf::capacity): either buffer
+/// would grow (a mapped one by moving to the heap), which the datapath must not do per
+/// transfer. So a
 /// `Vec` used as an `OutBuf` must be created with the capacity it is meant to have
 /// (`Vec::with_capacity`); `Vec::new()` has room for nothing.
 pub trait OutBuf {
@@ -166,27 +168,6 @@ impl OutBuf for Vec<u8> {
     }
     fn clear(&mut self) {
         Vec::clear(self);
-    }
-}
-
-impl OutBuf for nusb::transfer::Buffer {
-    fn len(&self) -> usize {
-        nusb::transfer::Buffer::len(self)
-    }
-    fn capacity(&self) -> usize {
-        nusb::transfer::Buffer::capacity(self)
-    }
-    fn extend_from_slice(&mut self, s: &[u8]) {
-        nusb::transfer::Buffer::extend_from_slice(self, s);
-    }
-    fn extend_fill(&mut self, n: usize, v: u8) -> &mut [u8] {
-        nusb::transfer::Buffer::extend_fill(self, n, v)
-    }
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self[..]
-    }
-    fn clear(&mut self) {
-        nusb::transfer::Buffer::clear(self);
     }
 }
 
@@ -239,9 +220,19 @@ mod tests {
     }
 
     #[test]
-    fn outbuf_nusb_buffer() {
-        let mut b = nusb::transfer::Buffer::new(16);
+    fn outbuf_transfer_buffer() {
+        let mut b = crate::usb::Buffer::new(16);
         exercise(&mut b);
+        // The same over a mapped slot (a memfd stands in for the usbfs node).
+        let fd = rustix::fs::memfd_create("outbuf", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+        let region = crate::usb::buffer::Region::map(std::os::fd::AsFd::as_fd(&fd), 64, 1).unwrap();
+        let mut m = region.take().unwrap();
+        m.extend_from_slice(&[0x55; 64]);
+        m.clear();
+        exercise(&mut m);
+        assert!(m.is_zero_copy());
+        assert_eq!(OutBuf::capacity(&m), 64);
     }
 
     #[test]

@@ -127,7 +127,7 @@ fn gadget_ntb16_deconstruct() {
 fn gadget_ntb16_construct() {
     // The same NTB from our builder with the gadget's parameters, into a reused buffer
     // that still holds junk.
-    let mut out = nusb::transfer::Buffer::new(16384);
+    let mut out = crate::usb::Buffer::new(16384);
     out.extend_fill(16384, 0xa5);
     let mut b = NtbBuilder::new(params(NtbFormat::Ntb16, 16384, 4, 0, 4));
     b.begin(&mut out, 0);
@@ -1027,7 +1027,7 @@ fn push_without_begin_begins() {
 
 #[test]
 fn buffer_too_small_for_anything() {
-    // Neither Vec::new() nor a 10-byte nusb buffer may panic or loop: TooLarge, not Full.
+    // Neither Vec::new() nor a 10-byte transfer buffer may panic or loop: TooLarge, not Full.
     let mut b = NtbBuilder::new(params(NtbFormat::Ntb16, 16384, 4, 0, 4));
     let mut v: Vec<u8> = Vec::new();
     b.begin(&mut v, 0);
@@ -1036,7 +1036,7 @@ fn buffer_too_small_for_anything() {
         Err(PushError::TooLarge { max: 0, .. })
     ));
     assert_eq!(b.finish(&mut v), 0);
-    let mut buf = nusb::transfer::Buffer::new(10);
+    let mut buf = crate::usb::Buffer::new(10);
     b.begin(&mut buf, 0);
     assert!(matches!(
         b.push(&mut buf, &[0; 60]),
@@ -1072,7 +1072,7 @@ fn short_packet_padding() {
     // Bounded by a 2048-byte buffer below dwNtbOutMaxSize: one byte is held back for the pad.
     let p = params(NtbFormat::Ntb16, 16384, 4, 0, 4);
     let mut b = NtbBuilder::new(p).with_short_packet_padding(512);
-    let mut out = nusb::transfer::Buffer::new(2048);
+    let mut out = crate::usb::Buffer::new(2048);
     b.begin(&mut out, 0);
     let largest = p.largest_frame_within(2047);
     assert!(b.push(&mut out, &vec![6; largest + 4]).is_err());
