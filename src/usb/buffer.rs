@@ -144,14 +144,6 @@ impl Buffer {
         matches!(self.mem, Mem::Mapped(_))
     }
 
-    /// The filled part as a `Vec` (free for a heap buffer, a copy for a mapped one).
-    pub fn into_vec(self) -> Vec<u8> {
-        match self.mem {
-            Mem::Heap(v) => v,
-            Mem::Mapped(_) => self[..].to_vec(),
-        }
-    }
-
     /// Fill to `len` bytes (at most the capacity) for a transfer to write into. Bytes that
     /// become visible are initialised but not cleared: a heap buffer's are zeroed, a mapped
     /// slot's keep what they held (zeros, or an earlier transfer's data).
@@ -160,15 +152,6 @@ impl Buffer {
         match &mut self.mem {
             Mem::Heap(v) => v.resize(len, 0),
             Mem::Mapped(s) => s.len = len,
-        }
-    }
-
-    /// The start of the memory and its capacity, for handing to the kernel. The bytes up
-    /// to the capacity are initialised after [`Buffer::set_len`] to the capacity.
-    pub(crate) fn raw_parts(&mut self) -> (*mut u8, usize) {
-        match &mut self.mem {
-            Mem::Heap(v) => (v.as_mut_ptr(), v.capacity()),
-            Mem::Mapped(s) => (s.ptr(), s.region.slot),
         }
     }
 }
@@ -345,8 +328,6 @@ mod tests {
         b.set_len(5);
         assert_eq!(&b[..], &[1, 2, 3, 0, 0]);
         assert!(!b.is_zero_copy());
-        let v = b.into_vec();
-        assert_eq!(v, vec![1, 2, 3, 0, 0]);
         let b = Buffer::from(vec![9; 4]);
         assert_eq!((b.len(), b.requested_len()), (4, 4));
     }

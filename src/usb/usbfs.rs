@@ -375,10 +375,10 @@ impl Device {
         } else {
             buf.len()
         };
-        // A heap buffer's block does not move when the Buffer moves into the box, and a
-        // mapped slot never moves, so the pointer stays valid while the URB is in flight.
-        let (ptr, _) = buf.raw_parts();
-        let raw = RawUrb::new(kind, endpoint, ptr.cast(), length);
+        // The filled part is what the kernel reads or writes (`length <= buf.len()`). A heap
+        // buffer's block does not move when the Buffer moves into the box, and a mapped
+        // slot never moves, so the pointer stays valid while the URB is in flight.
+        let raw = RawUrb::new(kind, endpoint, buf.as_mut_ptr().cast(), length);
         let urb = Box::new(Urb { raw, buf });
         // `raw` is the first field of a #[repr(C)] struct, so a pointer to it is a pointer
         // to the whole `Urb`.
