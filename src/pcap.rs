@@ -956,6 +956,9 @@ impl TxFixup for RecordingTx {
     fn is_empty(&self) -> bool {
         self.inner.is_empty()
     }
+    fn is_full(&self) -> bool {
+        self.inner.is_full()
+    }
 }
 
 /// With an Ethernet recorder, the binding with its RX and TX hooks recording every frame

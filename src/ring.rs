@@ -857,20 +857,32 @@ impl TxState {
                         &self.scratch[..n]
                     }
                 };
-                match self.side.tx.push(out, wire) {
+                let pushed = match self.side.tx.push(out, wire) {
                     Ok(()) => {
                         self.open_frames += 1;
                         Stats::add(&stats.tx_bytes, wire.len() as u64);
+                        true
                     }
                     Err(Refused::Full) if !self.side.tx.is_empty() => break,
                     // A class that calls an empty transfer full cannot take this frame.
-                    Err(_) => Stats::add(&stats.tx_drop_invalid, 1),
-                }
+                    Err(_) => {
+                        Stats::add(&stats.tx_drop_invalid, 1);
+                        false
+                    }
+                };
                 c.next += 1;
                 c.built = None;
+                if pushed && self.side.tx.is_full() {
+                    break;
+                }
             }
             if c.next < count {
                 self.carry = Some(c);
+                self.submit_open(stats);
+            } else if self.side.tx.is_full() {
+                // One frame per transfer (ECM) or the device's limit: hand it over now
+                // rather than after the next read, which for a lone frame (a ping) is an
+                // EAGAIN between the frame and the device.
                 self.submit_open(stats);
             }
         }

@@ -145,6 +145,10 @@ impl TxFixup for EcmTx {
     fn is_empty(&self) -> bool {
         !self.has_frame
     }
+
+    fn is_full(&self) -> bool {
+        self.has_frame
+    }
 }
 
 #[cfg(test)]
@@ -161,12 +165,18 @@ mod tests {
         let mut out = Buffer::new(0);
         tx.begin(&mut out);
         assert!(tx.is_empty());
+        assert!(!tx.is_full());
         tx.push(&mut out, &[0xaa; 1024]).unwrap();
+        assert!(
+            tx.is_full(),
+            "one frame fills an ECM transfer: submit it at once"
+        );
         assert_eq!(tx.push(&mut out, &[0xbb; 60]), Err(Refused::Full));
         assert_eq!(out.len(), 1024);
         assert!(tx.finish(&mut out), "1024 = 2 x 512 needs a ZLP");
         out.clear();
         tx.begin(&mut out);
+        assert!(!tx.is_full(), "a new transfer takes a frame again");
         tx.push(&mut out, &[0xaa; 1000]).unwrap();
         assert!(!tx.finish(&mut out));
     }

@@ -93,6 +93,12 @@ pub trait TxFixup: Send {
     fn finish(&mut self, out: &mut Buffer) -> bool;
     /// Whether the open transfer holds any frame.
     fn is_empty(&self) -> bool;
+    /// Whether the open transfer takes no further frame whatever its size (ECM after one
+    /// frame, RNDIS at the device's packets per transfer): the ring submits it at once
+    /// instead of after the next read from the network finds it full.
+    fn is_full(&self) -> bool {
+        false
+    }
 }
 
 /// Turns interrupt-endpoint data into link events.

@@ -679,6 +679,10 @@ impl TxFixup for RndisTx {
     fn is_empty(&self) -> bool {
         self.count == 0
     }
+
+    fn is_full(&self) -> bool {
+        self.count >= self.max_packets
+    }
 }
 
 #[cfg(test)]
@@ -1151,7 +1155,9 @@ mod tests {
         let mut tx = RndisTx::new(1514, 1580, 1, 1, 512);
         let mut out = Buffer::new(0);
         tx.begin(&mut out);
+        assert!(!tx.is_full());
         tx.push(&mut out, &frame(100, 1)).unwrap();
+        assert!(tx.is_full(), "the device's one packet per transfer");
         assert_eq!(tx.push(&mut out, &frame(60, 2)), Err(Refused::Full));
         assert_eq!(out.len(), 144);
         assert_eq!(
@@ -1184,7 +1190,9 @@ mod tests {
         tx.begin(&mut out);
         tx.push(&mut out, &frame(61, 1)).unwrap();
         tx.push(&mut out, &frame(62, 2)).unwrap();
+        assert!(!tx.is_full(), "2 of 3 packets");
         tx.push(&mut out, &frame(63, 3)).unwrap();
+        assert!(tx.is_full(), "3 of 3 packets");
         assert_eq!(
             tx.push(&mut out, &frame(60, 4)),
             Err(Refused::Full),
