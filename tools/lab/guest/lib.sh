@@ -300,15 +300,24 @@ iperf_run() {
 	shift
 	_f=/tmp/iperf-$_label.txt
 	_prof=$(basename $LAB_RES)-$_label
+	_cs0=$(ctxt_snap)
 	prof_start
 	$IPERF3 -c $NET_GADGET -t $LAB_IPERF_SECS -f m --connect-timeout 3000 "$@" > $_f 2>&1
 	_rc=$?
 	prof_stop $_prof
+	_cs1=$(ctxt_snap)
 	# bytes the receiver got, for instructions per byte in tbprof-report
 	[ "${LAB_PROFILE:-0}" = 1 ] && awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="MBytes") printf "%.0f\n", $(i-1)*1048576}' $_f | tail -1 > /mnt/$_prof.bytes
 	sed 's/^/  iperf3: /' $_f
 	TPUT=$(awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="Mbits/sec") print $(i-1)}' $_f | tail -1)
 	RETR=$(awk '/ sender$/{for(i=1;i<=NF;i++) if($i=="Mbits/sec") print $(i+1)}' $_f | tail -1)
+	# context switches (every CPU) per MiB received: under TCG each switch between
+	# address spaces flushes QEMU's soft TLB, so this is a cost the profile cannot show
+	_mib=$(awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="MBytes") print $(i-1)}' $_f | tail -1)
+	CSW=$(awk -v a=$_cs0 -v b=$_cs1 -v m="$_mib" 'BEGIN{ if (m > 0) printf "%.0f", (b-a)/m; else print "-" }')
+	log "traffic: $_label: $((_cs1 - _cs0)) context switches, $CSW per MiB"
+	# usbnetd's counters so far (its stats file is refreshed once a second)
+	[ -n "${STATS_IF:-}" ] && log "traffic: $_label: usbnetd stats: $(LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $STATS_IF --json 2>&1 | tr -d ' \n')"
 	case $RETR in ''|*[!0-9]*) RETR=- ;; esac
 	[ $_rc = 0 ] && [ -n "$TPUT" ] || { TPUT=-; fail "iperf3 $_label failed (rc $_rc)"; }
 }
@@ -324,6 +333,7 @@ tcp_ext_diff() {
 	echo "$1" | tr ' ' '\n' > /tmp/ns0
 	echo "$2" | tr ' ' '\n' | awk -F= 'NR==FNR { if ($1 != "") b[$1] = $2; next } $1 != "" && $2 != b[$1] { printf "%s+%d ", $1, $2 - b[$1] }' /tmp/ns0 -
 }
+ctxt_snap() { awk '/^ctxt /{print $2}' /proc/stat; }
 cpu_snap() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t, $5+$6}' /proc/stat; }
 # utime+stime ticks of a process
 proc_ticks() { sed 's/.*) //' /proc/$1/stat 2>/dev/null | awk '{print $12+$13}'; }
@@ -354,11 +364,11 @@ measure_traffic() {
 	_w0=$(now_s)
 	log "traffic: iperf3 host -> gadget, ${LAB_IPERF_SECS}s"
 	iperf_run h2d
-	M_TPUT_H2D=$TPUT M_RETR_H2D=$RETR
+	M_TPUT_H2D=$TPUT M_RETR_H2D=$RETR M_CSW_H2D=$CSW
 	log "traffic: iperf3 gadget -> host, ${LAB_IPERF_SECS}s"
 	_ns0=$(tcp_ext) _gs0=$(tcp_ext ns)
 	iperf_run d2h -R
-	M_TPUT_D2H=$TPUT M_RETR_D2H=$RETR
+	M_TPUT_D2H=$TPUT M_RETR_D2H=$RETR M_CSW_D2H=$CSW
 	_w1=$(now_s)
 	set -- $(cpu_snap)
 	M_SYS_CPU=$(awk -v t0=$_c0t -v i0=$_c0i -v t1=$1 -v i1=$2 'BEGIN{ if (t1>t0) printf "%.0f", 100*(1-(i1-i0)/(t1-t0)); else print "-" }')
@@ -378,7 +388,7 @@ measure_traffic() {
 	kill $(cat /tmp/iperf3-server.pid 2>/dev/null) 2>/dev/null
 	M_RTT_AVG=$(awk -v a=$M_RTT_H2D -v b=$M_RTT_D2H 'BEGIN{ if (a=="-"||b=="-") print "-"; else printf "%.3f", (a+b)/2 }')
 	M_RETR=$(awk -v a=$M_RETR_H2D -v b=$M_RETR_D2H 'BEGIN{ if (a=="-"||b=="-") print "-"; else print a+b }')
-	M_KV="tput_h2d_mbps=$M_TPUT_H2D tput_d2h_mbps=$M_TPUT_D2H rtt_h2d_ms=$M_RTT_H2D rtt_d2h_ms=$M_RTT_D2H rtt_avg_ms=$M_RTT_AVG retrans_h2d=$M_RETR_H2D retrans_d2h=$M_RETR_D2H retrans=$M_RETR sys_cpu_pct=$M_SYS_CPU"
+	M_KV="tput_h2d_mbps=$M_TPUT_H2D tput_d2h_mbps=$M_TPUT_D2H rtt_h2d_ms=$M_RTT_H2D rtt_d2h_ms=$M_RTT_D2H rtt_avg_ms=$M_RTT_AVG retrans_h2d=$M_RETR_H2D retrans_d2h=$M_RETR_D2H retrans=$M_RETR sys_cpu_pct=$M_SYS_CPU csw_h2d_per_mib=$M_CSW_H2D csw_d2h_per_mib=$M_CSW_D2H"
 	for _v in "$M_TPUT_H2D" "$M_TPUT_D2H"; do
 		[ "$_v" != - ] && awk -v v="$_v" 'BEGIN{exit !(v>=1)}' || fail "throughput $_v Mbit/s below 1 Mbit/s"
 	done

@@ -36,7 +36,9 @@ fi
 check "kernel netdev $HOSTIF gone while usbnetd runs" sh -c "! test -e /sys/class/net/$HOSTIF || test $HOSTIF = $TAP"
 $IP addr replace $NET_HOST/24 dev $TAP
 
+STATS_IF=$TAP
 measure_traffic $UPID
+STATS_IF=
 $IP -s link show $TAP | sed 's/^/  /'
 LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json > $LAB_RES.stats.json 2>&1 &&
 	log "usbnetd stats: $(head -c 400 $LAB_RES.stats.json)"
