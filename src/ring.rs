@@ -857,32 +857,30 @@ impl TxState {
                         &self.scratch[..n]
                     }
                 };
-                let pushed = match self.side.tx.push(out, wire) {
+                match self.side.tx.push(out, wire) {
                     Ok(()) => {
                         self.open_frames += 1;
                         Stats::add(&stats.tx_bytes, wire.len() as u64);
-                        true
                     }
                     Err(Refused::Full) if !self.side.tx.is_empty() => break,
                     // A class that calls an empty transfer full cannot take this frame.
-                    Err(_) => {
-                        Stats::add(&stats.tx_drop_invalid, 1);
-                        false
-                    }
-                };
+                    Err(_) => Stats::add(&stats.tx_drop_invalid, 1),
+                }
                 c.next += 1;
                 c.built = None;
-                if pushed && self.side.tx.is_full() {
+                // A full transfer is submitted below as soon as it fills, so only this
+                // push can have filled it.
+                if self.side.tx.is_full() {
                     break;
                 }
             }
             if c.next < count {
                 self.carry = Some(c);
-                self.submit_open(stats);
-            } else if self.side.tx.is_full() {
-                // One frame per transfer (ECM) or the device's limit: hand it over now
-                // rather than after the next read, which for a lone frame (a ping) is an
-                // EAGAIN between the frame and the device.
+            }
+            // A transfer the rest did not fit, or one the class calls full (one frame per
+            // transfer, or the device's limit): hand it over now rather than after the next
+            // read, which for a lone frame (a ping) is an EAGAIN between frame and device.
+            if c.next < count || self.side.tx.is_full() {
                 self.submit_open(stats);
             }
         }
