@@ -306,18 +306,19 @@ iperf_run() {
 	_rc=$?
 	prof_stop $_prof
 	_cs1=$(ctxt_snap)
-	# bytes the receiver got, for instructions per byte in tbprof-report
-	[ "${LAB_PROFILE:-0}" = 1 ] && awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="MBytes") printf "%.0f\n", $(i-1)*1048576}' $_f | tail -1 > /mnt/$_prof.bytes
+	# MiB the receiver got: per-MiB switches below, instructions per byte in tbprof-report
+	_mib=$(awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="MBytes") print $(i-1)}' $_f | tail -1)
+	[ "${LAB_PROFILE:-0}" = 1 ] && { [ -z "$_mib" ] || awk -v m="$_mib" 'BEGIN{printf "%.0f\n", m*1048576}'; } > /mnt/$_prof.bytes
 	sed 's/^/  iperf3: /' $_f
 	TPUT=$(awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="Mbits/sec") print $(i-1)}' $_f | tail -1)
 	RETR=$(awk '/ sender$/{for(i=1;i<=NF;i++) if($i=="Mbits/sec") print $(i+1)}' $_f | tail -1)
 	# context switches (every CPU) per MiB received: under TCG each switch between
 	# address spaces flushes QEMU's soft TLB, so this is a cost the profile cannot show
-	_mib=$(awk '/ receiver$/{for(i=1;i<=NF;i++) if($i=="MBytes") print $(i-1)}' $_f | tail -1)
 	CSW=$(awk -v a=$_cs0 -v b=$_cs1 -v m="$_mib" 'BEGIN{ if (m > 0) printf "%.0f", (b-a)/m; else print "-" }')
 	log "traffic: $_label: $((_cs1 - _cs0)) context switches, $CSW per MiB"
-	# usbnetd's counters so far (its stats file is refreshed once a second)
-	[ -n "${STATS_IF:-}" ] && log "traffic: $_label: usbnetd stats: $(LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $STATS_IF --json 2>&1 | tr -d ' \n')"
+	# usbnetd's counters so far, straight from its stats file (refreshed once a second):
+	# this runs inside measure_traffic's CPU window, where starting usbnetd would count
+	[ -n "${STATS_IF:-}" ] && log "traffic: $_label: usbnetd stats: $(tr -d ' \n' < /run/usbnetd/$STATS_IF.json 2>&1)"
 	case $RETR in ''|*[!0-9]*) RETR=- ;; esac
 	[ $_rc = 0 ] && [ -n "$TPUT" ] || { TPUT=-; fail "iperf3 $_label failed (rc $_rc)"; }
 }
