@@ -51,8 +51,8 @@ load_trace() { # PHASE [iperf3 args]
 	sleep 1.2
 	echo 0 > $T/tracing_on
 	echo > $T/trace
-	echo 8192 > $T/buffer_size_kb
-	for e in sched/sched_switch raw_syscalls/sys_enter net/net_dev_queue; do
+	echo 16384 > $T/buffer_size_kb
+	for e in sched/sched_switch sched/sched_wakeup raw_syscalls/sys_enter net/net_dev_queue irq/softirq_entry irq/softirq_exit; do
 		echo 1 > $T/events/$e/enable
 	done
 	echo 1 > $T/tracing_on
