@@ -192,10 +192,6 @@ fn selector(s: &str) -> Result<Selector, String> {
 
 fn cmd_run(a: RunArgs) -> CmdResult {
     init_logging(a.verbose);
-    // Before any thread exists, so that all of them inherit it (see the function).
-    if let Err(e) = usbnetd::usb::usbfs::block_completion_signal() {
-        log::debug!("completion signal not blocked ({e}): every completion wakes the ring");
-    }
     let opts = RunOptions {
         device: a.device.as_deref().map(selector).transpose()?,
         ifname: a.ifname,

@@ -821,7 +821,7 @@ impl Pipe for RecordingPipe {
         self.rec.control(setup, &[], r.as_ref().map(|()| &[][..]));
         r
     }
-    fn wait_fd(&self) -> Option<crate::usb::WaitFd> {
+    fn wait_fd(&self) -> Option<Arc<std::os::fd::OwnedFd>> {
         self.inner.wait_fd()
     }
     fn reap(&mut self) {

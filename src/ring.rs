@@ -16,10 +16,8 @@
 //!   the slot and reading resumes. A frame that has been read is never dropped for lack of
 //!   room: it is carried until a slot frees.
 //!
-//! The thread sleeps in one `poll(2)`: on each pipe's [`WaitFd`] (for usbfs, a signalfd
-//! for IN completions and the device fd, `POLLOUT` while any completion waits, for OUT
-//! ones; that fd is watched only while TX collects its completions, so an OUT transfer the
-//! device took wakes nobody), on an eventfd that waker-driven pipes (the in-memory fake
+//! The thread sleeps in one `poll(2)`: on the usbfs fd of the device (POLLOUT while a
+//! completion waits to be reaped), on an eventfd that waker-driven pipes (the in-memory fake
 //! device) write, on the shared stop fd, and on the network fd while TX has room. One
 //! wake-up serves every completion that is ready and both directions. Errors follow one
 //! policy table ([`Policy::of`]): a stall is cleared and the ring goes on, faults are
@@ -42,7 +40,7 @@ use crate::class::{LinkEvent, Refused, RxDrops, RxFixup, StatusFixup, TxFixup};
 use crate::gro::Gro;
 use crate::gso::{self, Prepared};
 use crate::stats::Stats;
-use crate::usb::{Pipe, WaitFd, WaitKind};
+use crate::usb::Pipe;
 use crate::wire::vnet;
 
 /// Consecutive failed transfers on one endpoint after which the ring gives up (the kernel's
@@ -149,11 +147,8 @@ impl Wake for EventFdWaker {
 struct Sleeper {
     efd: Arc<EventFdWaker>,
     waker: Waker,
-    /// fds of pipes reaped by this thread, watched on every sleep.
-    usb: Vec<WaitFd>,
-    /// fds watched only on a sleep that wants OUT completions (a usbfs fd whose IN
-    /// completions are signalled instead: polling it would wake for every OUT transfer).
-    out: Vec<WaitFd>,
+    /// fds of pipes reaped by this thread (usbfs): ready while a completion waits.
+    usb: Vec<Arc<OwnedFd>>,
 }
 
 /// What woke a sleep.
@@ -167,12 +162,6 @@ struct Woken {
     net: bool,
 }
 
-/// `fd` is one of `list`'s.
-fn listed(list: &[WaitFd], fd: &WaitFd) -> bool {
-    use std::os::fd::AsRawFd;
-    list.iter().any(|w| w.fd.as_raw_fd() == fd.fd.as_raw_fd())
-}
-
 impl Sleeper {
     fn new() -> io::Result<Sleeper> {
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
@@ -182,64 +171,36 @@ impl Sleeper {
             efd,
             waker,
             usb: Vec::new(),
-            out: Vec::new(),
         })
     }
 
     /// Also wake when `pipe`'s fd (if it has one) reports a completion.
     fn watch(&mut self, pipe: &dyn Pipe) {
-        if let Some(w) = pipe.wait_fd() {
-            self.out.retain(|o| !listed(std::slice::from_ref(&w), o));
-            if !listed(&self.usb, &w) {
-                self.usb.push(w);
+        if let Some(fd) = pipe.wait_fd() {
+            use std::os::fd::AsRawFd;
+            if !self.usb.iter().any(|f| f.as_raw_fd() == fd.as_raw_fd()) {
+                self.usb.push(fd);
             }
         }
     }
 
-    /// Also wake when `pipe`'s fd reports a completion, but only on a sleep that asks for
-    /// OUT completions (unless another pipe's watch covers the same fd anyway).
-    fn watch_out(&mut self, pipe: &dyn Pipe) {
-        if let Some(w) = pipe.wait_fd() {
-            if !listed(&self.usb, &w) && !listed(&self.out, &w) {
-                self.out.push(w);
-            }
-        }
-    }
-
-    /// Sleep until a completion wakes us (an OUT one only when `out`), `stop` is set or
-    /// `extra` is readable. A signalled wait fd that woke us is read (cleared) here, before
-    /// the caller reaps: a completion after that read raises it again.
-    fn sleep(
-        &self,
-        stop: &Stop,
-        extra: Option<&File>,
-        out: bool,
-        timeout: Option<Duration>,
-    ) -> Woken {
+    /// Sleep until a completion wakes us, `stop` is set or `extra` is readable.
+    fn sleep(&self, stop: &Stop, extra: Option<&File>, timeout: Option<Duration>) -> Woken {
         let ts = timeout.map(|d| rustix::time::Timespec {
             tv_sec: d.as_secs() as _,
             tv_nsec: d.subsec_nanos() as _,
         });
-        let watched: Vec<&WaitFd> = self
-            .usb
-            .iter()
-            .chain(self.out.iter().filter(|_| out))
-            .collect();
-        let mut fds = Vec::with_capacity(3 + watched.len());
+        let mut fds = Vec::with_capacity(3 + self.usb.len());
         fds.push(PollFd::new(&self.efd.0, PollFlags::IN));
         fds.push(PollFd::new(&stop.reader, PollFlags::IN));
-        for w in &watched {
-            let events = match w.kind {
-                WaitKind::Reap => PollFlags::OUT,
-                WaitKind::Signal => PollFlags::IN,
-            };
-            fds.push(PollFd::new(&*w.fd, events));
+        for u in &self.usb {
+            fds.push(PollFd::new(&**u, PollFlags::OUT));
         }
         if let Some(f) = extra {
             fds.push(PollFd::from_borrowed_fd(f.as_fd(), PollFlags::IN));
         }
         let _ = poll(&mut fds, ts.as_ref());
-        let n = watched.len();
+        let n = self.usb.len();
         let woken = Woken {
             stop: !fds[1].revents().is_empty(),
             usb: fds[2..2 + n].iter().any(|f| !f.revents().is_empty()),
@@ -248,14 +209,6 @@ impl Sleeper {
         if !fds[0].revents().is_empty() {
             let mut b = [0u8; 8];
             let _ = rustix::io::read(&self.efd.0, &mut b);
-        }
-        for (w, f) in watched.iter().zip(&fds[2..2 + n]) {
-            if w.kind == WaitKind::Signal && !f.revents().is_empty() {
-                // One `struct signalfd_siginfo`: the signal is not realtime, so at most one
-                // instance is pending.
-                let mut b = [0u8; 128];
-                let _ = rustix::io::read(&*w.fd, &mut b);
-            }
         }
         woken
     }
@@ -289,7 +242,7 @@ fn drain(pipe: &mut dyn Pipe, sleeper: &Sleeper, stop: &Stop) -> Vec<Completion>
         match next(pipe, &sleeper.waker) {
             Some(c) => out.push(c),
             None => {
-                sleeper.sleep(stop, None, true, Some(Duration::from_millis(20)));
+                sleeper.sleep(stop, None, Some(Duration::from_millis(20)));
                 pipe.reap();
             }
         }
@@ -992,7 +945,7 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
     let mut rx = RxState::new(rx, cfg);
     let mut tx = TxState::new(tx, cfg);
     rx.watch(&mut sleeper);
-    sleeper.watch_out(tx.side.bulk_out.as_ref());
+    sleeper.watch(tx.side.bulk_out.as_ref());
     rx.start();
     let exit = loop {
         let r = rx.step(&sleeper.waker, stats, stop);
@@ -1011,9 +964,7 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
             }
         } else if !rx.has_completion() && !tx.wants_completion() {
             let net = tx.side.net.clone();
-            // OUT completions are worth a wake-up only when TX collects them (see
-            // `TxState::lazy`); until then the next wake-up for anything else reaps them.
-            let woken = sleeper.sleep(stop, t.room.then_some(&*net), !tx.lazy(), None);
+            let woken = sleeper.sleep(stop, t.room.then_some(&*net), None);
             Stats::add(&stats.wakeups, 1);
             if woken.stop {
                 break Exit::Stopped;
@@ -1046,7 +997,7 @@ pub fn run_rx(side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
             Ok(true) => {}
             Ok(false) if rx.has_completion() => {}
             Ok(false) => {
-                let woken = sleeper.sleep(stop, None, false, None);
+                let woken = sleeper.sleep(stop, None, None);
                 if woken.stop {
                     break Exit::Stopped;
                 }
@@ -1074,7 +1025,7 @@ pub fn run_tx(side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
             Ok(t) if t.worked || tx.wants_completion() => {}
             Ok(t) => {
                 let net = tx.side.net.clone();
-                let woken = sleeper.sleep(stop, t.room.then_some(&*net), true, None);
+                let woken = sleeper.sleep(stop, t.room.then_some(&*net), None);
                 if woken.stop {
                     break Exit::Stopped;
                 }
@@ -1095,88 +1046,5 @@ pub fn describe(exit: &Exit) -> String {
         Exit::Stopped => "stopped".into(),
         Exit::Unplugged => "device unplugged".into(),
         Exit::Failed(why) => format!("failed: {why}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A pipe that is nothing but its wait fd.
-    struct FdPipe(WaitFd);
-
-    impl Pipe for FdPipe {
-        fn address(&self) -> u8 {
-            0x01
-        }
-        fn max_packet_size(&self) -> usize {
-            512
-        }
-        fn allocate(&self, len: usize) -> Buffer {
-            Buffer::new(len)
-        }
-        fn submit(&mut self, _buf: Buffer) {}
-        fn poll_complete(&mut self, _cx: &mut Context<'_>) -> Poll<Completion> {
-            Poll::Pending
-        }
-        fn pending(&self) -> usize {
-            0
-        }
-        fn cancel_all(&mut self) {}
-        fn clear_halt(&mut self) -> Result<(), TransferError> {
-            Ok(())
-        }
-        fn wait_fd(&self) -> Option<WaitFd> {
-            Some(self.0.clone())
-        }
-    }
-
-    fn ready_eventfd() -> Arc<OwnedFd> {
-        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).unwrap();
-        rustix::io::write(&fd, &1u64.to_ne_bytes()).unwrap();
-        Arc::new(fd)
-    }
-
-    const SHORT: Option<Duration> = Some(Duration::from_millis(20));
-
-    #[test]
-    fn out_completions_wake_only_a_sleep_that_wants_them() {
-        let stop = Stop::new().unwrap();
-        let mut sleeper = Sleeper::new().unwrap();
-        // An fd that polls ready (POLLOUT) at once, as a usbfs fd with a completion waiting.
-        let out = FdPipe(WaitFd {
-            fd: ready_eventfd(),
-            kind: WaitKind::Reap,
-        });
-        sleeper.watch_out(&out);
-        assert!(
-            !sleeper.sleep(&stop, None, false, SHORT).usb,
-            "lazy TX: not watched"
-        );
-        assert!(
-            sleeper.sleep(&stop, None, true, SHORT).usb,
-            "TX wants its slots"
-        );
-        // Watched for IN too (no signalled IN completions: one fd serves both), it wakes
-        // every sleep.
-        sleeper.watch(&out);
-        assert!(sleeper.sleep(&stop, None, false, SHORT).usb);
-    }
-
-    #[test]
-    fn a_signalled_wait_fd_is_cleared_by_the_sleep_it_ends() {
-        let stop = Stop::new().unwrap();
-        let mut sleeper = Sleeper::new().unwrap();
-        let fd = ready_eventfd();
-        let inp = FdPipe(WaitFd {
-            fd: fd.clone(),
-            kind: WaitKind::Signal,
-        });
-        sleeper.watch(&inp);
-        assert!(sleeper.sleep(&stop, None, false, SHORT).usb);
-        // Read once by that sleep: the next one waits until something raises it again.
-        assert!(!sleeper.sleep(&stop, None, false, SHORT).usb);
-        rustix::io::write(&*fd, &1u64.to_ne_bytes()).unwrap();
-        assert!(sleeper.sleep(&stop, None, true, SHORT).usb);
     }
 }

@@ -408,14 +408,6 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
                 .map_err(|e| err(&format!("data interface alt {}", func.data_alt_setting), e))?;
             claimed.data_alt_set = Some(func.data_interface);
         }
-        // IN completions by signal, so that the ring need not wake for OUT ones.
-        let wakeups = match device.signal_in_completions() {
-            Ok(()) => "wakes for IN completions (signalled) and for OUT ones when it wants them",
-            Err(e) => {
-                log::info!("IN completions not signalled ({e}): every completion wakes the ring");
-                "wakes for every completion"
-            }
-        };
         let bulk_in = UsbfsPipe::bulk(&device, func.bulk_in, func.max_packet_size.into());
         let bulk_out =
             UsbfsPipe::bulk(&device, func.bulk_out, func.bulk_out_max_packet_size.into());
@@ -458,7 +450,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         }
         let mac = crate::class::mac_text(&link.mac);
         log::info!(
-            "{} up: MAC {mac} ({}), MTU {}, {} on {devname}, {} speed, {}; rx queue {} x {} B, tx queue {} x {} B; ring {wakeups}",
+            "{} up: MAC {mac} ({}), MTU {}, {} on {devname}, {} speed, {}; rx queue {} x {} B, tx queue {} x {} B",
             tap.name(),
             link.mac_source,
             link.mtu,

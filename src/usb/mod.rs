@@ -10,7 +10,7 @@ pub mod pipe;
 pub mod usbfs;
 
 pub use buffer::{Buffer, Completion};
-pub use pipe::{Pipe, WaitFd, WaitKind};
+pub use pipe::Pipe;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

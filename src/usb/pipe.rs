@@ -35,9 +35,9 @@ pub trait Pipe: Send {
     fn cancel_all(&mut self);
     /// Clear a halt (stall) condition; no transfer may be pending.
     fn clear_halt(&mut self) -> Result<(), TransferError>;
-    /// An fd that `poll(2)` reports ready once a completion waits, for endpoints that are
-    /// reaped by the caller's thread instead of waking a waker.
-    fn wait_fd(&self) -> Option<WaitFd> {
+    /// An fd that `poll(2)` reports ready (`POLLOUT`) while a completion waits, for
+    /// endpoints that are reaped by the caller's thread instead of waking a waker.
+    fn wait_fd(&self) -> Option<Arc<OwnedFd>> {
         None
     }
     /// With a [`Pipe::wait_fd`]: move every completion the OS has ready (for any pipe
@@ -49,24 +49,4 @@ pub trait Pipe: Send {
     fn has_completion(&self) -> bool {
         false
     }
-}
-
-/// What tells the caller's thread that a completion of a [`Pipe`] waits to be reaped.
-#[derive(Debug, Clone)]
-pub struct WaitFd {
-    /// The fd to poll.
-    pub fd: Arc<OwnedFd>,
-    /// How it reports a completion.
-    pub kind: WaitKind,
-}
-
-/// How a [`WaitFd`] reports a completion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitKind {
-    /// `POLLOUT` while any completion of any endpoint on the fd waits (a usbfs device
-    /// node): level-triggered, calmed by [`Pipe::reap`].
-    Reap,
-    /// `POLLIN` once a completion was signalled (a signalfd): the waiter reads it once to
-    /// clear it, then reaps; a completion after that read raises it again.
-    Signal,
 }

@@ -9,13 +9,6 @@
 //! `USBDEVFS_REAPURBNDELAY` in one go and sorts them onto per-endpoint queues, so a wake-up
 //! costs one `poll(2)` and completions are batched like the kernel's bottom half does.
 //!
-//! Every completion, IN or OUT, makes the usbfs fd ready, so a ring that polled it alone
-//! would wake for each OUT transfer the device took, though it collects those lazily. Where
-//! it can, the device asks usbfs to raise [`COMPLETION_SIGNAL`] for IN transfers instead
-//! ([`Device::signal_in_completions`]): the ring sleeps on that signal's signalfd and
-//! polls the fd only when it wants its OUT slots back. For a ping that is one wake-up
-//! fewer each way (the OUT transfer's), and the one left is the reply's.
-//!
 //! The crate's USB-side `unsafe` is here (the ioctls and the URB memory hand-off) and in
 //! [`super::buffer`] (the usbfs mapping the bulk buffers live in). An URB and its buffer
 //! are boxed and owned by the kernel from
@@ -30,8 +23,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -39,7 +31,7 @@ use nusb::transfer::TransferError;
 
 use super::buffer::{Buffer, Completion, Region};
 
-use super::{Control, Pipe, WaitFd, WaitKind};
+use super::{Control, Pipe};
 
 // ioctl request numbers, from <linux/usbdevice_fs.h> (`_IOC(dir, 'U', nr, size)`).
 const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
@@ -203,76 +195,6 @@ fn ep_index(addr: u8) -> usize {
 pub struct Device {
     fd: Arc<OwnedFd>,
     reaped: Mutex<Reaped>,
-    /// Set once IN completions are signalled: the signalfd they make readable.
-    signal: OnceLock<Arc<OwnedFd>>,
-}
-
-/// The signal usbfs raises for each completed IN transfer once
-/// [`Device::signal_in_completions`] is on. SIGURG is ignored by default, so an instance
-/// that some thread does not block is dropped rather than fatal, and nothing else of ours
-/// uses it. It is not a realtime signal: while one is pending the next ones merge into it,
-/// so a burst of completions costs one queued signal and one read.
-pub const COMPLETION_SIGNAL: i32 = libc::SIGURG;
-
-/// One process-wide signal serves one device: a second device polls its fd as before.
-static SIGNAL_TAKEN: AtomicBool = AtomicBool::new(false);
-
-fn completion_sigset() -> libc::sigset_t {
-    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initialises the whole set, after which sigaddset may modify it
-    // and it may be read; both only touch the set they are given.
-    unsafe {
-        libc::sigemptyset(set.as_mut_ptr());
-        libc::sigaddset(set.as_mut_ptr(), COMPLETION_SIGNAL);
-        set.assume_init()
-    }
-}
-
-/// Block [`COMPLETION_SIGNAL`] in the calling thread, so that every thread it starts from
-/// now on blocks it too. Call it before any other thread exists: usbfs sends the signal to
-/// the process, and a thread that does not block it would take (and drop) it instead of
-/// leaving it pending for the ring's signalfd.
-pub fn block_completion_signal() -> io::Result<()> {
-    let set = completion_sigset();
-    // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
-    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if r != 0 {
-        return Err(io::Error::from_raw_os_error(r));
-    }
-    Ok(())
-}
-
-/// Whether every thread of this process blocks `sig` (the `SigBlk` mask of each
-/// `/proc/self/task/*/status`).
-fn every_thread_blocks(sig: i32) -> io::Result<bool> {
-    for task in std::fs::read_dir("/proc/self/task")? {
-        let status = match std::fs::read_to_string(task?.path().join("status")) {
-            Ok(s) => s,
-            // The thread ended meanwhile.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        if !status_blocks(&status, sig) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Whether a `/proc/*/status` text says its thread blocks `sig` (`SigBlk:`, a hex mask
-/// with bit `sig - 1` for signal `sig`); a text without that line blocks nothing.
-fn status_blocks(status: &str, sig: i32) -> bool {
-    let Some(bit) = u32::try_from(sig - 1)
-        .ok()
-        .and_then(|b| 1u64.checked_shl(b))
-    else {
-        return false;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigBlk:"))
-        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-        .is_some_and(|m| m & bit != 0)
 }
 
 /// Map an errno from usbfs to a transfer error (URB status or ioctl failure).
@@ -307,38 +229,7 @@ impl Device {
                 queues: (0..32).map(|_| VecDeque::new()).collect(),
                 in_flight: HashSet::default(),
             }),
-            signal: OnceLock::new(),
         }))
-    }
-
-    /// From now on have usbfs raise [`COMPLETION_SIGNAL`] for every IN transfer submitted,
-    /// and make the IN pipes' [`Pipe::wait_fd`] a signalfd for it; OUT pipes keep the
-    /// usbfs fd, which the ring polls only when it wants OUT completions. Refused (and the
-    /// fd stays the one wake-up for everything) unless every thread blocks the signal
-    /// ([`block_completion_signal`]), or when another device of this process has it.
-    pub fn signal_in_completions(&self) -> io::Result<()> {
-        if self.signal.get().is_some() {
-            return Ok(());
-        }
-        if !every_thread_blocks(COMPLETION_SIGNAL)? {
-            return Err(io::Error::other(
-                "a thread of this process does not block the completion signal",
-            ));
-        }
-        if SIGNAL_TAKEN.swap(true, Ordering::AcqRel) {
-            return Err(io::Error::other("another device has the completion signal"));
-        }
-        let set = completion_sigset();
-        // SAFETY: -1 asks for a new signalfd for the signals in the initialised `set`.
-        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
-        if fd < 0 {
-            SIGNAL_TAKEN.store(false, Ordering::Release);
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: signalfd returned a new fd that nothing else owns.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        let _ = self.signal.set(Arc::new(fd));
-        Ok(())
     }
 
     /// The fd: readable as `POLLOUT` while a completed URB waits to be reaped.
@@ -487,10 +378,7 @@ impl Device {
         // The filled part is what the kernel reads or writes (`length <= buf.len()`). A heap
         // buffer's block does not move when the Buffer moves into the box, and a mapped
         // slot never moves, so the pointer stays valid while the URB is in flight.
-        let mut raw = RawUrb::new(kind, endpoint, buf.as_mut_ptr().cast(), length);
-        if is_in && self.signal.get().is_some() {
-            raw.signr = COMPLETION_SIGNAL as u32;
-        }
+        let raw = RawUrb::new(kind, endpoint, buf.as_mut_ptr().cast(), length);
         let urb = Box::new(Urb { raw, buf });
         // `raw` is the first field of a #[repr(C)] struct, so a pointer to it is a pointer
         // to the whole `Urb`.
@@ -587,9 +475,6 @@ fn completion(urb: Urb, status: Result<(), TransferError>) -> Completion {
 
 impl Drop for Device {
     fn drop(&mut self) {
-        if self.signal.get().is_some() {
-            SIGNAL_TAKEN.store(false, Ordering::Release);
-        }
         let mut reaped = self.lock();
         for (i, _) in reaped
             .queues
@@ -718,17 +603,8 @@ impl Pipe for UsbfsPipe {
     fn clear_halt(&mut self) -> Result<(), TransferError> {
         self.dev.clear_halt(self.address)
     }
-    fn wait_fd(&self) -> Option<WaitFd> {
-        Some(match self.dev.signal.get() {
-            Some(sfd) if self.address & 0x80 != 0 => WaitFd {
-                fd: sfd.clone(),
-                kind: WaitKind::Signal,
-            },
-            _ => WaitFd {
-                fd: self.dev.fd(),
-                kind: WaitKind::Reap,
-            },
-        })
+    fn wait_fd(&self) -> Option<Arc<OwnedFd>> {
+        Some(self.dev.fd())
     }
     fn reap(&mut self) {
         self.dev.reap();
@@ -878,64 +754,6 @@ mod tests {
             transfer_error(libc::ENOMEM),
             TransferError::Unknown(libc::ENOMEM as u32)
         );
-    }
-
-    #[test]
-    fn sigblk_mask_is_read_from_a_status_text() {
-        // Lines as /proc/PID/status prints them; SIGURG is 23, bit 22.
-        let urg = "Name:\tusbnetd\nSigPnd:\t0000000000000000\nSigBlk:\t0000000000400000\n";
-        let none = "Name:\tusbnetd\nSigBlk:\t0000000000000000\n";
-        let term = "SigBlk:\t0000000000004000\n"; // SIGTERM (15) only
-        assert!(status_blocks(urg, libc::SIGURG));
-        assert!(!status_blocks(none, libc::SIGURG));
-        assert!(!status_blocks(term, libc::SIGURG));
-        assert!(status_blocks(term, libc::SIGTERM));
-        assert!(
-            !status_blocks("SigBlk:\tzz\n", libc::SIGURG),
-            "unreadable mask"
-        );
-        assert!(!status_blocks("Name:\tx\n", libc::SIGURG), "no SigBlk line");
-        assert!(!status_blocks(urg, 0), "no signal 0");
-        assert!(!status_blocks(urg, 99), "past the mask");
-    }
-
-    fn thread_blocks_urg() -> bool {
-        let s = std::fs::read_to_string("/proc/thread-self/status").expect("status");
-        status_blocks(&s, COMPLETION_SIGNAL)
-    }
-
-    #[test]
-    fn threads_started_after_blocking_block_the_signal_too() {
-        // In a thread of its own, so that the test harness's threads keep their masks.
-        let (own, child) = std::thread::spawn(|| {
-            block_completion_signal().expect("block");
-            let own = thread_blocks_urg();
-            (own, std::thread::spawn(thread_blocks_urg).join().unwrap())
-        })
-        .join()
-        .unwrap();
-        assert!(
-            own && child,
-            "blocked here {own}, in a thread started after {child}"
-        );
-        assert!(
-            !std::thread::spawn(thread_blocks_urg).join().unwrap(),
-            "a thread started elsewhere does not block it"
-        );
-    }
-
-    #[test]
-    fn signalled_completions_are_refused_while_a_thread_takes_the_signal() {
-        // The test harness's threads do not block SIGURG: usbfs's process-directed signal
-        // could land in one of them and be dropped there, so the device keeps the fd.
-        let dev = Device::open(Path::new("/dev/null")).expect("open");
-        assert!(!every_thread_blocks(COMPLETION_SIGNAL).unwrap());
-        let e = dev.signal_in_completions().expect_err("refused");
-        assert!(e.to_string().contains("does not block"), "{e}");
-        let bulk_in = UsbfsPipe::bulk(&dev, 0x81, 512);
-        let w = bulk_in.wait_fd().expect("an fd");
-        assert_eq!(w.kind, WaitKind::Reap);
-        assert_eq!(w.fd.as_raw_fd(), dev.fd().as_raw_fd());
     }
 
     #[test]
