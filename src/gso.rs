@@ -63,13 +63,48 @@ pub fn csum_add(sum: u64, data: &[u8]) -> u64 {
         tail |= u64::from(b) << (8 * i);
     }
     acc += u128::from(tail);
-    // Fold the little-endian sum (2^64 = 1 mod 0xffff, so the high half adds in) to 16
-    // bits, then swap it into big-endian order.
+    sum + fold_le(acc)
+}
+
+/// As [`csum_add`] over `src`, copying it into `dst` on the way (the shorter length of
+/// the two counts): one pass over the bytes where a copy then a sum made two. TCP
+/// segmentation cuts every payload byte this way.
+pub fn csum_copy(sum: u64, dst: &mut [u8], src: &[u8]) -> u64 {
+    let n = dst.len().min(src.len());
+    let (dst, src) = (&mut dst[..n], &src[..n]);
+    let word = |c: &[u8]| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+    let mut acc: u128 = 0;
+    let mut d = dst.chunks_exact_mut(64);
+    let mut s = src.chunks_exact(64);
+    for (db, sb) in (&mut d).zip(&mut s) {
+        for (dw, sw) in db.chunks_exact_mut(8).zip(sb.chunks_exact(8)) {
+            let w = word(sw);
+            dw.copy_from_slice(&w.to_le_bytes());
+            acc += u128::from(w);
+        }
+    }
+    let (d, s) = (d.into_remainder(), s.remainder());
+    d.copy_from_slice(s);
+    let mut words = s.chunks_exact(8);
+    for w in &mut words {
+        acc += u128::from(word(w));
+    }
+    let mut tail = 0u64;
+    for (i, &b) in words.remainder().iter().enumerate() {
+        tail |= u64::from(b) << (8 * i);
+    }
+    acc += u128::from(tail);
+    sum + fold_le(acc)
+}
+
+/// Fold a little-endian sum of 64-bit words (2^64 = 1 mod 0xffff, so the high half adds
+/// in) to 16 bits, swapped into big-endian order.
+fn fold_le(acc: u128) -> u64 {
     let mut le = (acc & u128::from(u64::MAX)) + (acc >> 64);
     while le >> 16 != 0 {
         le = (le & 0xffff) + (le >> 16);
     }
-    sum + u64::from((le as u16).swap_bytes())
+    u64::from((le as u16).swap_bytes())
 }
 
 /// Fold a sum from [`csum_add`] to the 16-bit one's-complement checksum (complemented).
@@ -176,15 +211,22 @@ impl TcpSegmenter {
         self.hdr_len + self.mss.min(self.payload)
     }
 
-    /// Write segment `i` of `frame` into `out` (at least [`Self::max_segment_len`] bytes)
+    /// The length of segment `i`, headers included.
+    pub fn segment_len(&self, i: usize) -> usize {
+        self.hdr_len + self.mss.min(self.payload.saturating_sub(i * self.mss))
+    }
+
+    /// Write segment `i` of `frame` into `out` (at least [`Self::segment_len`] bytes)
     /// with its headers fixed up; returns its length.
     pub fn segment(&self, frame: &[u8], i: usize, out: &mut [u8]) -> usize {
         let h = self.hdr_len;
         let start = h + i * self.mss;
-        let chunk = self.mss.min(self.payload.saturating_sub(i * self.mss));
-        let len = h + chunk;
+        let len = self.segment_len(i);
+        let chunk = len - h;
         out[..h].copy_from_slice(&frame[..h]);
-        out[h..len].copy_from_slice(&frame[start..start + chunk]);
+        // The payload is copied and summed in one pass; the TCP header (a multiple of 4
+        // bytes long, so the sums chain) is summed below, once its fields are set.
+        let payload_sum = csum_copy(0, &mut out[h..len], &frame[start..start + chunk]);
         let last = i + 1 >= self.count();
         let (l3, l4) = (self.l3, self.l4);
         let tcp_len = len - l4;
@@ -230,7 +272,7 @@ impl TcpSegmenter {
             let s = csum_add(0, &out[l3 + 12..l3 + 20]);
             csum_add(s, &[0, IPPROTO_TCP, (tcp_len >> 8) as u8, tcp_len as u8])
         };
-        sum = csum_add(sum, &out[l4..len]);
+        sum = csum_add(sum, &out[l4..h]) + payload_sum;
         out[l4 + 16..l4 + 18].copy_from_slice(&csum_fold(sum).to_be_bytes());
         len
     }
@@ -279,6 +321,41 @@ mod tests {
             sum = (sum & 0xffff) + (sum >> 16);
         }
         !(sum as u16)
+    }
+
+    #[test]
+    fn csum_copy_copies_and_sums_as_csum_add_does() {
+        let mut x: u32 = 777;
+        let bytes: Vec<u8> = (0..1700)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        for start in 0..9 {
+            for len in (0..130).chain([1459, 1460, 1480, 1514, 1591]) {
+                let src = &bytes[start..start + len];
+                // a dirty destination, offset differently from the source
+                let mut dst = vec![0x5au8; len + 3];
+                let sum = csum_copy(0x1234, &mut dst[3..], src);
+                assert_eq!(&dst[3..], src, "start {start} len {len}");
+                assert_eq!(&dst[..3], &[0x5a; 3]);
+                assert_eq!(sum, csum_add(0x1234, src), "start {start} len {len}");
+            }
+        }
+        // lengths differ: only the shorter is copied and summed
+        let mut short = [0u8; 5];
+        assert_eq!(
+            csum_copy(0, &mut short, &bytes[..9]),
+            csum_add(0, &bytes[..5])
+        );
+        assert_eq!(&short, &bytes[..5]);
+        let mut long = [0u8; 9];
+        assert_eq!(
+            csum_copy(0, &mut long, &bytes[..5]),
+            csum_add(0, &bytes[..5])
+        );
+        assert_eq!(&long[5..], &[0; 4]);
     }
 
     #[test]

@@ -943,12 +943,18 @@ impl TxFixup for RecordingTx {
     fn begin(&mut self, out: &mut Buffer) {
         self.inner.begin(out)
     }
-    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused> {
-        let r = self.inner.push(out, frame);
-        if r.is_ok() {
-            self.rec.frame(frame);
-        }
-        r
+    fn push_with(
+        &mut self,
+        out: &mut Buffer,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(), Refused> {
+        // `fill` runs only for a frame the transfer takes: record what it wrote.
+        let rec = &self.rec;
+        self.inner.push_with(out, len, &mut |d| {
+            fill(d);
+            rec.frame(d);
+        })
     }
     fn finish(&mut self, out: &mut Buffer) -> bool {
         self.inner.finish(out)

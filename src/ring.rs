@@ -626,8 +626,6 @@ struct TxState {
     /// Frames carry a virtio-net header (TAP with offloads): super-packets to segment,
     /// checksums to finish.
     vnet: bool,
-    /// Where one segment of a super-packet is built.
-    scratch: Vec<u8>,
     /// The transfer being filled.
     open: Option<Buffer>,
     open_frames: u64,
@@ -654,10 +652,6 @@ struct Carry {
     prep: Prepared,
     /// The next segment to push.
     next: usize,
-    /// Segment `next` is already built in the scratch buffer, this long: it was cut when
-    /// the open transfer turned out full, and waits there for the next transfer. Without
-    /// this, one-frame-per-transfer classes cut (copy and checksum) every segment twice.
-    built: Option<usize>,
 }
 
 /// What a TX step did.
@@ -696,7 +690,6 @@ impl TxState {
             frame: vec![0u8; cfg.max_frame.max(65_536) + vnet::LEN],
             carry: None,
             vnet: cfg.vnet,
-            scratch: vec![0u8; 65_536],
             open: None,
             open_frames: 0,
             submitted: 0,
@@ -813,12 +806,7 @@ impl TxState {
                     if matches!(prep, Prepared::Segments(_)) {
                         Stats::add(&stats.tx_gso_packets, 1);
                     }
-                    Carry {
-                        len,
-                        prep,
-                        next: 0,
-                        built: None,
-                    }
+                    Carry { len, prep, next: 0 }
                 }
             };
             if self.open.is_none() {
@@ -847,27 +835,28 @@ impl TxState {
                 Prepared::Segments(seg) => seg.count(),
             };
             while c.next < count {
-                let wire: &[u8] = match c.prep {
-                    Prepared::Frame => packet,
+                // A segment is cut straight into the transfer (copied and checksummed
+                // once); a transfer that refuses it leaves it uncut for the next one.
+                let (len, pushed) = match c.prep {
+                    Prepared::Frame => (packet.len(), self.side.tx.push(out, packet)),
                     Prepared::Segments(seg) => {
-                        let scratch = &mut self.scratch;
-                        let n = *c
-                            .built
-                            .get_or_insert_with(|| seg.segment(packet, c.next, scratch));
-                        &self.scratch[..n]
+                        let (i, len) = (c.next, seg.segment_len(c.next));
+                        let fill = &mut |d: &mut [u8]| {
+                            seg.segment(packet, i, d);
+                        };
+                        (len, self.side.tx.push_with(out, len, fill))
                     }
                 };
-                match self.side.tx.push(out, wire) {
+                match pushed {
                     Ok(()) => {
                         self.open_frames += 1;
-                        Stats::add(&stats.tx_bytes, wire.len() as u64);
+                        Stats::add(&stats.tx_bytes, len as u64);
                     }
                     Err(Refused::Full) if !self.side.tx.is_empty() => break,
                     // A class that calls an empty transfer full cannot take this frame.
                     Err(_) => Stats::add(&stats.tx_drop_invalid, 1),
                 }
                 c.next += 1;
-                c.built = None;
                 // A full transfer is submitted below as soon as it fills, so only this
                 // push can have filled it.
                 if self.side.tx.is_full() {

@@ -126,14 +126,19 @@ impl TxFixup for EcmTx {
         self.has_frame = false;
     }
 
-    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused> {
-        if frame.len() > self.max_frame || frame.len() < ETH_HLEN {
+    fn push_with(
+        &mut self,
+        out: &mut Buffer,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(), Refused> {
+        if len > self.max_frame || len < ETH_HLEN {
             return Err(Refused::Invalid);
         }
         if self.has_frame {
             return Err(Refused::Full);
         }
-        out.extend_from_slice(frame);
+        out.extend_with(len, fill);
         self.has_frame = true;
         Ok(())
     }

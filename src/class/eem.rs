@@ -187,15 +187,20 @@ impl TxFixup for EemTx {
         }
     }
 
-    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused> {
-        if frame.len() < ETH_HLEN || frame.len() > self.max_frame {
+    fn push_with(
+        &mut self,
+        out: &mut Buffer,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(), Refused> {
+        if len < ETH_HLEN || len > self.max_frame {
             return Err(Refused::Invalid);
         }
-        let end = out.len() + eem::data_packet_len(frame.len());
+        let end = out.len() + eem::data_packet_len(len);
         if !self.is_empty() && end > self.max_transfer {
             return Err(Refused::Full);
         }
-        if !eem::push_data(out, frame, false) {
+        if !eem::push_data_with(out, len, fill, false) {
             return Err(Refused::Invalid);
         }
         self.frames += 1;

@@ -86,8 +86,20 @@ pub enum Refused {
 pub trait TxFixup: Send {
     /// Start a new transfer in `out` (cleared by the caller).
     fn begin(&mut self, out: &mut Buffer);
+    /// Add a whole Ethernet frame of `len` bytes that `fill` writes in place: every byte
+    /// of the slice it is given, which may hold an earlier transfer's data. The ring cuts
+    /// TCP segments straight into the transfer this way, with no scratch copy. An error
+    /// leaves `out` untouched and `fill` uncalled.
+    fn push_with(
+        &mut self,
+        out: &mut Buffer,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(), Refused>;
     /// Add `frame` (a whole Ethernet frame). An error leaves `out` untouched.
-    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused>;
+    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused> {
+        self.push_with(out, frame.len(), &mut |d| d.copy_from_slice(frame))
+    }
     /// Close the transfer (headers, padding). Returns whether a zero-length packet must
     /// follow it (its length is a multiple of wMaxPacketSize and the class wants a ZLP).
     fn finish(&mut self, out: &mut Buffer) -> bool;

@@ -194,11 +194,18 @@ impl TxFixup for NcmTx {
         self.frames = 0;
     }
 
-    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused> {
-        self.builder.push(out, frame).map_err(|e| match e {
-            PushError::Full => Refused::Full,
-            _ => Refused::Invalid,
-        })?;
+    fn push_with(
+        &mut self,
+        out: &mut Buffer,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(), Refused> {
+        self.builder
+            .push_with(out, len, fill)
+            .map_err(|e| match e {
+                PushError::Full => Refused::Full,
+                _ => Refused::Invalid,
+            })?;
         self.frames += 1;
         Ok(())
     }

@@ -640,8 +640,13 @@ impl TxFixup for RndisTx {
         self.last = 0;
     }
 
-    fn push(&mut self, out: &mut Buffer, frame: &[u8]) -> Result<(), Refused> {
-        if frame.len() < ETH_HLEN || frame.len() > self.max_frame {
+    fn push_with(
+        &mut self,
+        out: &mut Buffer,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(), Refused> {
+        if len < ETH_HLEN || len > self.max_frame {
             return Err(Refused::Invalid);
         }
         let start = if self.count == 0 {
@@ -649,7 +654,7 @@ impl TxFixup for RndisTx {
         } else {
             round_up(out.len(), self.align)
         };
-        let end = start + PACKET_HEADER_LEN + frame.len();
+        let end = start + PACKET_HEADER_LEN + len;
         if self.count > 0 && (self.count >= self.max_packets || end > self.max_transfer) {
             return Err(Refused::Full);
         }
@@ -663,8 +668,8 @@ impl TxFixup for RndisTx {
         }
         self.last = out.len();
         out.resize(start + PACKET_HEADER_LEN, 0);
-        emit_packet_header(&mut out[start..], frame.len());
-        out.extend_from_slice(frame);
+        emit_packet_header(&mut out[start..], len);
+        out.extend_with(len, fill);
         self.count += 1;
         Ok(())
     }
@@ -1249,5 +1254,37 @@ mod tests {
         rx.rx_fixup(&bad, &mut |f| got.push((f.len(), f[0])), &mut drops);
         assert_eq!(got, [(60, 1)]);
         assert_eq!(drops.bad_transfer, 1);
+    }
+
+    #[test]
+    fn tx_push_with_builds_the_frame_in_place_and_calls_fill_only_when_it_fits() {
+        // f_rndis: one message per transfer.
+        let mut tx = RndisTx::new(1514, 1580, 1, 1, 512);
+        let mut out = Buffer::new(2048);
+        tx.begin(&mut out);
+        let mut calls = 0;
+        tx.push_with(&mut out, 100, &mut |d| {
+            calls += 1;
+            d.fill(0xab);
+        })
+        .unwrap();
+        assert_eq!(out.len(), PACKET_HEADER_LEN + 100);
+        assert!(out[PACKET_HEADER_LEN..].iter().all(|&b| b == 0xab));
+        // The same message as `push` of those bytes would give.
+        let mut copy = Buffer::new(2048);
+        let mut tx2 = RndisTx::new(1514, 1580, 1, 1, 512);
+        tx2.begin(&mut copy);
+        tx2.push(&mut copy, &[0xab; 100]).unwrap();
+        assert_eq!(&out[..], &copy[..]);
+        // Full, or a frame it can never take: nothing written, `fill` never called.
+        let r = tx.push_with(&mut out, 60, &mut |_| calls += 1);
+        assert_eq!(r, Err(Refused::Full));
+        let mut fresh = Buffer::new(2048);
+        tx.begin(&mut fresh);
+        let r = tx.push_with(&mut fresh, 1515, &mut |_| calls += 1);
+        assert_eq!(r, Err(Refused::Invalid));
+        assert_eq!(calls, 1);
+        assert_eq!(out.len(), PACKET_HEADER_LEN + 100);
+        assert!(fresh.is_empty());
     }
 }

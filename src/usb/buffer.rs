@@ -107,6 +107,18 @@ impl Buffer {
         }
     }
 
+    /// Append `n` bytes that `fill` writes (all of them). A mapped slot's bytes are not
+    /// cleared first: `fill` sees what an earlier transfer left there, and must overwrite
+    /// it. Like [`Buffer::extend_from_slice`], a buffer too small grows.
+    pub fn extend_with(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8])) {
+        let at = self.len();
+        match &mut self.mem {
+            Mem::Mapped(s) if n <= s.region.slot - at => s.len = at + n,
+            _ => self.resize(at + n, 0),
+        }
+        fill(&mut self[at..at + n]);
+    }
+
     /// Grow or shrink to `len` bytes, new bytes set to `value` (as `Vec::resize`).
     pub fn resize(&mut self, len: usize, value: u8) {
         let at = self.len();
@@ -330,6 +342,39 @@ mod tests {
         assert!(!b.is_zero_copy());
         let b = Buffer::from(vec![9; 4]);
         assert_eq!((b.len(), b.requested_len()), (4, 4));
+    }
+
+    #[test]
+    fn extend_with_builds_in_place_and_grows_when_it_must() {
+        let fd = rustix::fs::memfd_create("region", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+        let r = Region::map(std::os::fd::AsFd::as_fd(&fd), 1024, 2).unwrap();
+        let mut b = r.take().unwrap();
+        b.extend_from_slice(&[3; 100]);
+        b.clear();
+        // A recycled slot: `fill` sees the old bytes and overwrites what it was given.
+        let mut seen = Vec::new();
+        b.extend_with(4, &mut |d| {
+            seen.extend_from_slice(d);
+            d.copy_from_slice(&[1, 2, 3, 4]);
+        });
+        assert_eq!(seen, [3; 4], "a mapped slot is not cleared first");
+        b.extend_with(2, &mut |d| d.fill(9));
+        assert_eq!(&b[..], &[1, 2, 3, 4, 9, 9]);
+        assert!(b.is_zero_copy());
+        // Past the slot it moves to the heap, content whole.
+        b.extend_with(1100, &mut |d| d.fill(5));
+        assert!(!b.is_zero_copy());
+        assert_eq!(b.len(), 1106);
+        assert_eq!(&b[..6], &[1, 2, 3, 4, 9, 9]);
+        assert!(b[6..].iter().all(|&x| x == 5));
+        // A heap buffer hands `fill` zeros.
+        let mut h = Buffer::new(8);
+        h.extend_with(3, &mut |d| {
+            assert_eq!(d, &[0, 0, 0]);
+            d[1] = 7;
+        });
+        assert_eq!(&h[..], &[0, 7, 0]);
     }
 
     #[test]

@@ -135,6 +135,12 @@ struct Urb {
     buf: Buffer,
 }
 
+// SAFETY: the raw pointers in `raw` are only handed to the kernel, never dereferenced
+// here: `buffer` points into `buf` (owned by the same Urb, itself Send) while the URB is
+// in flight, and a spare Urb's pointers are stale and overwritten before it is submitted
+// again. Moving the box to another thread moves neither the buffer nor the URB.
+unsafe impl Send for Urb {}
+
 /// Device speed as usbfs reports it (`enum usb_device_speed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Speed {
@@ -161,6 +167,11 @@ struct Reaped {
     queues: Vec<VecDeque<Completion>>,
     /// URBs owned by the kernel: submitted, not yet reaped.
     in_flight: HashSet<usize, BuildHasherDefault<AddrHasher>>,
+    /// Reaped URB boxes (their buffers moved out), reused by the next submissions: no
+    /// allocation per transfer in the steady state. Never more than were ever in flight.
+    /// Boxed because a submitted URB's address is what the kernel holds and hands back.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Urb>>,
 }
 
 /// A hasher for the addresses of our own boxed URBs: they are unique and need no
@@ -228,6 +239,7 @@ impl Device {
             reaped: Mutex::new(Reaped {
                 queues: (0..32).map(|_| VecDeque::new()).collect(),
                 in_flight: HashSet::default(),
+                spare: Vec::new(),
             }),
         }))
     }
@@ -379,11 +391,17 @@ impl Device {
         // buffer's block does not move when the Buffer moves into the box, and a mapped
         // slot never moves, so the pointer stays valid while the URB is in flight.
         let raw = RawUrb::new(kind, endpoint, buf.as_mut_ptr().cast(), length);
-        let urb = Box::new(Urb { raw, buf });
+        let mut reaped = self.lock();
+        let urb = match reaped.spare.pop() {
+            Some(mut urb) => {
+                *urb = Urb { raw, buf };
+                urb
+            }
+            None => Box::new(Urb { raw, buf }),
+        };
         // `raw` is the first field of a #[repr(C)] struct, so a pointer to it is a pointer
         // to the whole `Urb`.
         let ptr = Box::into_raw(urb);
-        let mut reaped = self.lock();
         match self.ioctl(USBDEVFS_SUBMITURB, ptr.cast()) {
             Ok(_) => {
                 reaped.in_flight.insert(ptr as usize);
@@ -391,9 +409,10 @@ impl Device {
             Err(e) => {
                 // SAFETY: the kernel refused the URB, so it never took ownership of it;
                 // `ptr` came from `Box::into_raw` just above.
-                let urb = unsafe { Box::from_raw(ptr) };
-                let c = completion(*urb, Err(transfer_error(e.raw_os_error().unwrap_or(0))));
+                let mut urb = unsafe { Box::from_raw(ptr) };
+                let c = completion(&mut urb, Err(transfer_error(e.raw_os_error().unwrap_or(0))));
                 reaped.queues[ep_index(endpoint)].push_back(c);
+                reaped.spare.push(urb);
             }
         }
     }
@@ -419,7 +438,7 @@ impl Device {
             // SAFETY: `out` is a pointer we submitted (it was in `in_flight`, now removed)
             // and usbfs hands each URB back exactly once, after which it no longer touches
             // it; it came from `Box::into_raw` in `submit`.
-            let urb = unsafe { Box::from_raw(out.cast::<Urb>()) };
+            let mut urb = unsafe { Box::from_raw(out.cast::<Urb>()) };
             let status = match urb.raw.status {
                 0 => Ok(()),
                 s => Err(transfer_error(-s)),
@@ -427,8 +446,9 @@ impl Device {
             let ep = urb.raw.endpoint;
             // An IN buffer keeps its full (initialised) length: the data is
             // `buffer[..actual_len]`, and resubmitting it needs no re-initialisation.
-            let c = completion(*urb, status);
+            let c = completion(&mut urb, status);
             reaped.queues[ep_index(ep)].push_back(c);
+            reaped.spare.push(urb);
         }
     }
 
@@ -464,10 +484,11 @@ impl Device {
 
 /// A returned URB as the [`Completion`] the ring speaks. An IN buffer keeps its full
 /// (initialised) length: the data is `buffer[..actual_len]`.
-fn completion(urb: Urb, status: Result<(), TransferError>) -> Completion {
+fn completion(urb: &mut Urb, status: Result<(), TransferError>) -> Completion {
     let actual = usize::try_from(urb.raw.actual_length).unwrap_or(0);
     Completion {
-        buffer: urb.buf,
+        // An empty heap buffer holds no allocation: the box goes back to the spares.
+        buffer: std::mem::replace(&mut urb.buf, Buffer::new(0)),
         actual_len: actual,
         status,
     }
@@ -762,8 +783,12 @@ mod tests {
         buf.set_len(2048);
         let mut raw = RawUrb::new(URB_TYPE_BULK, 0x81, std::ptr::null_mut(), 2048);
         raw.actual_length = 60;
-        let urb = Urb { raw, buf };
-        let c = completion(urb, Ok(()));
+        let mut urb = Urb { raw, buf };
+        let c = completion(&mut urb, Ok(()));
+        assert!(
+            urb.buf.is_empty() && urb.buf.capacity() == 0,
+            "the box keeps no buffer"
+        );
         assert_eq!(c.actual_len, 60);
         assert_eq!(c.buffer.len(), 2048, "IN data is buffer[..actual_len]");
         assert_eq!(c.buffer.requested_len(), 2048);

@@ -216,16 +216,34 @@ pub const fn data_packet_len(frame_len: usize) -> usize {
 /// Append a data packet for `frame` to `out`, with a real CRC-32 (`with_crc`) or the
 /// sentinel. Returns false (and appends nothing) when the frame is too long for the header.
 pub fn push_data(out: &mut impl OutBuf, frame: &[u8], with_crc: bool) -> bool {
-    let len = frame.len() + CRC_LEN;
+    push_data_with(
+        out,
+        frame.len(),
+        &mut |d| d.copy_from_slice(frame),
+        with_crc,
+    )
+}
+
+/// As [`push_data`] for a `frame_len`-byte frame that `fill` writes in place (every byte
+/// of the slice it is given).
+pub fn push_data_with(
+    out: &mut impl OutBuf,
+    frame_len: usize,
+    fill: &mut dyn FnMut(&mut [u8]),
+    with_crc: bool,
+) -> bool {
+    let len = frame_len + CRC_LEN;
     if len > MAX_DATA_LEN {
         return false;
     }
     // len <= 0x3fff: fits the 14-bit field.
     let header = len as u16 | if with_crc { DATA_CRC } else { 0 };
     out.extend_from_slice(&header.to_le_bytes());
-    out.extend_from_slice(frame);
+    let at = out.len();
+    out.extend_with(frame_len, fill);
     if with_crc {
-        out.extend_from_slice(&crc32(frame).to_le_bytes());
+        let crc = crc32(&out.as_mut_slice()[at..at + frame_len]);
+        out.extend_from_slice(&crc.to_le_bytes());
     } else {
         out.extend_from_slice(&SENTINEL);
     }

@@ -142,6 +142,13 @@ pub trait OutBuf {
     /// Appends `n` copies of `v` and returns the appended bytes. The caller checks
     /// `len() + n <= capacity()` first; implementations may panic otherwise.
     fn extend_fill(&mut self, n: usize, v: u8) -> &mut [u8];
+    /// Appends `n` bytes that `fill` writes, every one of them: a frame built in place
+    /// instead of in a scratch buffer and copied. The bytes `fill` sees may hold anything
+    /// (a recycled transfer buffer is not cleared first). The caller checks
+    /// `len() + n <= capacity()` first; implementations may panic otherwise.
+    fn extend_with(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8])) {
+        fill(self.extend_fill(n, 0));
+    }
     /// The filled part, writable (for patching headers after the fact).
     fn as_mut_slice(&mut self) -> &mut [u8];
     /// Forgets the content; keeps the capacity.
@@ -185,6 +192,9 @@ impl OutBuf for crate::usb::Buffer {
         let start = crate::usb::Buffer::len(self);
         self.resize(start + n, v);
         &mut self[start..]
+    }
+    fn extend_with(&mut self, n: usize, fill: &mut dyn FnMut(&mut [u8])) {
+        crate::usb::Buffer::extend_with(self, n, fill);
     }
     fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self[..]

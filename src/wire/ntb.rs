@@ -1783,7 +1783,17 @@ impl NtbBuilder {
     /// Without a preceding [`begin`](Self::begin), begins an NTB with the next sequence
     /// number. `out` must not be touched between `begin` and [`finish`](Self::finish).
     pub fn push(&mut self, out: &mut impl OutBuf, frame: &[u8]) -> Result<(), PushError> {
-        let len = frame.len();
+        self.push_with(out, frame.len(), &mut |d| d.copy_from_slice(frame))
+    }
+
+    /// As [`push`](Self::push) for a `len`-byte frame that `fill` writes in place (every
+    /// byte of the slice it is given), e.g. a TCP segment cut straight into the NTB.
+    pub fn push_with(
+        &mut self,
+        out: &mut impl OutBuf,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]),
+    ) -> Result<(), PushError> {
         if len < MIN_DATAGRAM_LEN {
             return Err(PushError::TooShort { len });
         }
@@ -1817,7 +1827,7 @@ impl NtbBuilder {
         if off > cur {
             out.extend_fill(off - cur, 0);
         }
-        out.extend_from_slice(frame);
+        out.extend_with(len, fill);
         self.entries.push((off as u32, len as u32));
         Ok(())
     }
