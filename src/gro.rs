@@ -12,7 +12,7 @@
 //! contiguous, and every segment but the last carries exactly the first one's payload size.
 //! Anything else passes through unchanged.
 
-use crate::gso::{csum_add, csum_fold};
+use crate::gso::{csum_add, csum_copy, csum_fold};
 use crate::wire::vnet::{self, VnetHeader};
 
 /// Largest packet (from the IP header on) we build: the IPv4 total-length limit.
@@ -69,7 +69,8 @@ fn pseudo_sum(frame: &[u8], v6: bool, tcp_len: usize) -> u64 {
     }
 }
 
-/// Whether `frame` is a TCP segment we can merge (see the module doc), and its layout.
+/// Whether `frame` is a TCP segment we may merge (see the module doc), and its layout. The
+/// TCP checksum is left to the caller, which verifies it while copying the payload.
 fn classify(frame: &[u8]) -> Option<Seg> {
     if frame.len() < ETH_HLEN + 40 {
         return None;
@@ -110,10 +111,6 @@ fn classify(frame: &[u8]) -> Option<Seg> {
     if doff < 20 || data >= ip_end || flags & !(TCP_ACK | TCP_PSH) != 0 || flags & TCP_ACK == 0 {
         return None;
     }
-    let tcp = &frame[l4..ip_end];
-    if csum_fold(csum_add(pseudo_sum(frame, v6, tcp.len()), tcp)) != 0 {
-        return None;
-    }
     Some(Seg {
         v6,
         l4,
@@ -138,8 +135,11 @@ struct Batch {
 /// The coalescer: feed it every received frame of one transfer, then [`Gro::flush`].
 #[derive(Debug)]
 pub struct Gro {
-    /// virtio-net header + the packet being built.
+    /// virtio-net header + the packet being built, in `buf[..len]`; allocated (and
+    /// initialised) once at its full size, so that a payload is copied in without clearing
+    /// its room first.
     buf: Vec<u8>,
+    len: usize,
     batch: Option<Batch>,
     /// Super-packets written (two or more segments).
     pub merged_packets: u64,
@@ -155,7 +155,8 @@ impl Gro {
     /// An empty coalescer (its buffer is allocated once, here).
     pub fn new() -> Gro {
         Gro {
-            buf: Vec::with_capacity(vnet::LEN + ETH_HLEN + MAX_IP_LEN),
+            buf: vec![0; vnet::LEN + ETH_HLEN + MAX_IP_LEN],
+            len: 0,
             batch: None,
             merged_packets: 0,
         }
@@ -163,7 +164,7 @@ impl Gro {
 
     /// Whether `frame` (classified as `seg`) extends the current batch.
     fn extends(&self, b: &Batch, frame: &[u8], seg: &Seg) -> bool {
-        let head = &self.buf[vnet::LEN..];
+        let head = &self.buf[vnet::LEN..self.len];
         let payload = payload_len(frame, seg);
         seg.v6 == b.first.v6
             && seg.data == b.first.data
@@ -192,10 +193,22 @@ impl Gro {
             return;
         };
         let payload = payload_len(frame, &seg);
+        let data = &frame[seg.data..seg.data + payload];
+        // The TCP checksum: pseudo-header and TCP header (a multiple of 4 bytes: the sums
+        // chain) here, the payload while it is copied into the batch. A segment that fails
+        // it is passed through alone (the stack drops it), its copy forgotten.
+        let tcp_len = seg.data - seg.l4 + payload;
+        let head_sum = csum_add(pseudo_sum(frame, seg.v6, tcp_len), &frame[seg.l4..seg.data]);
         if let Some(mut b) = self.batch {
             if self.extends(&b, frame, &seg) {
-                self.buf
-                    .extend_from_slice(&frame[seg.data..seg.data + payload]);
+                let at = self.len;
+                let sum = csum_copy(head_sum, &mut self.buf[at..at + payload], data);
+                if csum_fold(sum) != 0 {
+                    self.flush(emit);
+                    emit(&PLAIN_HEADER, frame);
+                    return;
+                }
+                self.len += payload;
                 b.last_len = payload;
                 b.next_seq = b.next_seq.wrapping_add(payload as u32);
                 b.segments += 1;
@@ -212,9 +225,20 @@ impl Gro {
             }
             self.flush(emit);
         }
-        self.buf.clear();
-        self.buf.extend_from_slice(&PLAIN_HEADER);
-        self.buf.extend_from_slice(&frame[..seg.data + payload]);
+        let end = vnet::LEN + seg.data + payload;
+        if end > self.buf.len() {
+            // An IPv6 jumbo-sized first segment: larger than any packet we build.
+            emit(&PLAIN_HEADER, frame);
+            return;
+        }
+        let sum = csum_copy(head_sum, &mut self.buf[vnet::LEN + seg.data..end], data);
+        if csum_fold(sum) != 0 {
+            emit(&PLAIN_HEADER, frame);
+            return;
+        }
+        self.buf[..vnet::LEN].copy_from_slice(&PLAIN_HEADER);
+        self.buf[vnet::LEN..vnet::LEN + seg.data].copy_from_slice(&frame[..seg.data]);
+        self.len = end;
         self.batch = Some(Batch {
             first: seg,
             mss: payload,
@@ -230,7 +254,7 @@ impl Gro {
     /// Write what is being built (call at the end of every transfer).
     pub fn flush(&mut self, emit: &mut dyn FnMut(&[u8], &[u8])) {
         let Some(b) = self.batch.take() else { return };
-        let (hdr, pkt) = self.buf.split_at_mut(vnet::LEN);
+        let (hdr, pkt) = self.buf[..self.len].split_at_mut(vnet::LEN);
         if b.segments == 1 {
             emit(&PLAIN_HEADER, pkt);
             return;
@@ -394,6 +418,29 @@ mod tests {
         let (out, merged) = run(&[seg(0, &p, 0x10, 0), bad.clone()]);
         assert_eq!((out.len(), merged), (2, 0));
         assert_eq!(out[1].1, bad);
+        // ... also as the first of a burst (the payload is verified as it is copied).
+        let mut bad0 = seg(0, &p, 0x10, 0);
+        bad0[100] ^= 0x01;
+        let (out, merged) = run(&[bad0.clone(), seg(1000, &p, 0x10, 1)]);
+        assert_eq!((out.len(), merged), (2, 0));
+        assert_eq!(out[0], (PLAIN_HEADER.to_vec(), bad0));
+        // ... and in the middle of one: the batch before it is written whole and right.
+        let q: Vec<u8> = (0..1000u32).map(|i| (i * 13) as u8).collect();
+        let mut bad2 = seg(2000, &q, 0x10, 2);
+        bad2[500] ^= 0x80;
+        let frames = [
+            seg(0, &q, 0x10, 0),
+            seg(1000, &q, 0x10, 1),
+            bad2.clone(),
+            seg(3000, &q, 0x10, 3),
+        ];
+        let (out, merged) = run(&frames);
+        assert_eq!((out.len(), merged), (3, 1));
+        assert_eq!(out[0].1.len(), 54 + 2000);
+        assert_eq!(&out[0].1[54..1054], &q[..]);
+        assert_eq!(&out[0].1[1054..], &q[..]);
+        assert_eq!(out[1].1, bad2);
+        assert_eq!(out[2].1, frames[3]);
         // SYN/FIN, a different ACK, a longer segment after a shorter one.
         let (out, _) = run(&[seg(0, &p, 0x11, 0), seg(1000, &p, 0x10, 1)]);
         assert_eq!(out.len(), 2);

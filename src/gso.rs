@@ -47,13 +47,14 @@ pub enum GsoError {
 pub fn csum_add(sum: u64, data: &[u8]) -> u64 {
     let word = |c: &[u8]| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
     // 2^64 words of 2^64 - 1 each would be needed to overflow 128 bits.
-    let mut acc: u128 = 0;
+    let mut acc = Acc::default();
     let mut blocks = data.chunks_exact(64);
     for b in &mut blocks {
         for w in b.chunks_exact(8) {
-            acc += u128::from(word(w));
+            acc.add(word(w));
         }
     }
+    let mut acc = acc.total();
     let mut words = blocks.remainder().chunks_exact(8);
     for w in &mut words {
         acc += u128::from(word(w));
@@ -73,16 +74,17 @@ pub fn csum_copy(sum: u64, dst: &mut [u8], src: &[u8]) -> u64 {
     let n = dst.len().min(src.len());
     let (dst, src) = (&mut dst[..n], &src[..n]);
     let word = |c: &[u8]| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-    let mut acc: u128 = 0;
+    let mut acc = Acc::default();
     let mut d = dst.chunks_exact_mut(64);
     let mut s = src.chunks_exact(64);
     for (db, sb) in (&mut d).zip(&mut s) {
         for (dw, sw) in db.chunks_exact_mut(8).zip(sb.chunks_exact(8)) {
             let w = word(sw);
             dw.copy_from_slice(&w.to_le_bytes());
-            acc += u128::from(w);
+            acc.add(w);
         }
     }
+    let mut acc = acc.total();
     let (d, s) = (d.into_remainder(), s.remainder());
     d.copy_from_slice(s);
     let mut words = s.chunks_exact(8);
@@ -95,6 +97,42 @@ pub fn csum_copy(sum: u64, dst: &mut [u8], src: &[u8]) -> u64 {
     }
     acc += u128::from(tail);
     sum + fold_le(acc)
+}
+
+/// A running sum of 64-bit words for the checksum loops. On x86-64 the words go into one
+/// `adc` chain (`_addcarry_u64`: the carry stays in the flag across a block's eight
+/// words) where a 128-bit accumulator takes an `add` and an `adc` per word.
+#[derive(Default)]
+struct Acc {
+    sum: u64,
+    carries: u64,
+    #[cfg(target_arch = "x86_64")]
+    carry: u8,
+}
+
+impl Acc {
+    #[inline(always)]
+    fn add(&mut self, w: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.carry = std::arch::x86_64::_addcarry_u64(self.carry, self.sum, w, &mut self.sum);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let (s, c) = self.sum.overflowing_add(w);
+            self.sum = s;
+            self.carries += u64::from(c);
+        }
+    }
+
+    /// The sum so far as a 128-bit value (2^64 words would be needed to overflow it).
+    fn total(&self) -> u128 {
+        #[cfg(target_arch = "x86_64")]
+        let carries = self.carries + u64::from(self.carry);
+        #[cfg(not(target_arch = "x86_64"))]
+        let carries = self.carries;
+        u128::from(self.sum) + (u128::from(carries) << 64)
+    }
 }
 
 /// Fold a little-endian sum of 64-bit words (2^64 = 1 mod 0xffff, so the high half adds
