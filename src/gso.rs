@@ -40,32 +40,19 @@ pub enum GsoError {
 /// The result is congruent (mod 0xffff) to that sum, which is all [`csum_fold`] needs;
 /// sums chain as long as every `data` but the last has an even length. One's-complement
 /// addition does not care about byte order (RFC 1071 §2(B)), so the bytes are added as
-/// little-endian 64-bit words into a 128-bit accumulator (an `add` and an `adc` per word,
-/// eight words a round), and the folded 16-bit result is swapped once: this runs once
-/// per byte of every frame usbnetd segments or coalesces, and was the largest user-space
-/// cost in the lab's profile.
+/// little-endian 64-bit words, eight words a round (see [`Acc`]), and the folded 16-bit
+/// result is swapped once: this runs once per byte of every frame usbnetd segments or
+/// coalesces, and was the largest user-space cost in the lab's profile.
 #[inline]
 pub fn csum_add(sum: u64, data: &[u8]) -> u64 {
-    let word = |c: &[u8]| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-    // 2^64 words of 2^64 - 1 each would be needed to overflow 128 bits.
     let mut acc = Acc::default();
     let mut blocks = data.chunks_exact(64);
     for b in &mut blocks {
         for w in b.chunks_exact(8) {
-            acc.add(word(w));
+            acc.add(le_word(w));
         }
     }
-    let mut acc = acc.total();
-    let mut words = blocks.remainder().chunks_exact(8);
-    for w in &mut words {
-        acc += u128::from(word(w));
-    }
-    let mut tail = 0u64;
-    for (i, &b) in words.remainder().iter().enumerate() {
-        tail |= u64::from(b) << (8 * i);
-    }
-    acc += u128::from(tail);
-    sum + fold_le(acc)
+    sum + fold_le(sum_rest(acc.total(), blocks.remainder()))
 }
 
 /// As [`csum_add`] over `src`, copying it into `dst` on the way (the shorter length of
@@ -74,41 +61,53 @@ pub fn csum_add(sum: u64, data: &[u8]) -> u64 {
 pub fn csum_copy(sum: u64, dst: &mut [u8], src: &[u8]) -> u64 {
     let n = dst.len().min(src.len());
     let (dst, src) = (&mut dst[..n], &src[..n]);
-    let word = |c: &[u8]| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
     let mut acc = Acc::default();
     let mut d = dst.chunks_exact_mut(64);
     let mut s = src.chunks_exact(64);
     for (db, sb) in (&mut d).zip(&mut s) {
         for (dw, sw) in db.chunks_exact_mut(8).zip(sb.chunks_exact(8)) {
-            let w = word(sw);
+            let w = le_word(sw);
             dw.copy_from_slice(&w.to_le_bytes());
             acc.add(w);
         }
     }
-    let mut acc = acc.total();
-    let (d, s) = (d.into_remainder(), s.remainder());
-    d.copy_from_slice(s);
-    let mut words = s.chunks_exact(8);
+    d.into_remainder().copy_from_slice(s.remainder());
+    sum + fold_le(sum_rest(acc.total(), s.remainder()))
+}
+
+/// The little-endian 64-bit word in the first 8 bytes of `c`.
+#[inline(always)]
+fn le_word(c: &[u8]) -> u64 {
+    u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+}
+
+/// `acc` plus what is left after the 64-byte blocks (under 64 bytes): its whole words,
+/// then its last bytes as one zero-padded word. 2^64 words of 2^64 - 1 each would be
+/// needed to overflow 128 bits.
+#[inline(always)]
+fn sum_rest(mut acc: u128, rest: &[u8]) -> u128 {
+    let mut words = rest.chunks_exact(8);
     for w in &mut words {
-        acc += u128::from(word(w));
+        acc += u128::from(le_word(w));
     }
     let mut tail = 0u64;
     for (i, &b) in words.remainder().iter().enumerate() {
         tail |= u64::from(b) << (8 * i);
     }
-    acc += u128::from(tail);
-    sum + fold_le(acc)
+    acc + u128::from(tail)
 }
 
 /// A running sum of 64-bit words for the checksum loops. On x86-64 the words go into one
 /// `adc` chain (`_addcarry_u64`: the carry stays in the flag across a block's eight
-/// words) where a 128-bit accumulator takes an `add` and an `adc` per word.
+/// words, and a carry out of the last word is the one bit kept); elsewhere each
+/// overflow is counted.
 #[derive(Default)]
 struct Acc {
     sum: u64,
-    carries: u64,
     #[cfg(target_arch = "x86_64")]
     carry: u8,
+    #[cfg(not(target_arch = "x86_64"))]
+    carries: u64,
 }
 
 impl Acc {
@@ -126,10 +125,10 @@ impl Acc {
         }
     }
 
-    /// The sum so far as a 128-bit value (2^64 words would be needed to overflow it).
+    /// The sum so far as a 128-bit value.
     fn total(&self) -> u128 {
         #[cfg(target_arch = "x86_64")]
-        let carries = self.carries + u64::from(self.carry);
+        let carries = u64::from(self.carry);
         #[cfg(not(target_arch = "x86_64"))]
         let carries = self.carries;
         u128::from(self.sum) + (u128::from(carries) << 64)
