@@ -361,15 +361,21 @@ mod tests {
         !(sum as u16)
     }
 
-    #[test]
-    fn csum_copy_copies_and_sums_as_csum_add_does() {
-        let mut x: u32 = 777;
-        let bytes: Vec<u8> = (0..1700)
+    /// `n` bytes from a simple LCG seeded with `seed`, so that every lane and carry path
+    /// of the checksum loops is exercised.
+    fn lcg_bytes(seed: u32, n: usize) -> Vec<u8> {
+        let mut x = seed;
+        (0..n)
             .map(|_| {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
                 (x >> 16) as u8
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn csum_copy_copies_and_sums_as_csum_add_does() {
+        let bytes = lcg_bytes(777, 1700);
         for start in 0..9 {
             for len in (0..130).chain([1459, 1460, 1480, 1514, 1591]) {
                 let src = &bytes[start..start + len];
@@ -398,14 +404,7 @@ mod tests {
 
     #[test]
     fn csum_add_matches_rfc1071_for_every_length_and_alignment() {
-        // bytes from a simple LCG, so that every lane and carry path is exercised
-        let mut x: u32 = 12345;
-        let bytes: Vec<u8> = (0..1600)
-            .map(|_| {
-                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                (x >> 16) as u8
-            })
-            .collect();
+        let bytes = lcg_bytes(12345, 1600);
         for start in 0..9 {
             for len in (0..100).chain([1459, 1460, 1480, 1514, 1591]) {
                 let d = &bytes[start..start + len];
