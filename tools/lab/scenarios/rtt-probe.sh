@@ -3,7 +3,7 @@
 # for usbnetd, the CPU time its threads ran, the time they waited runnable, and how often
 # they were scheduled, per ping (from /proc/PID/task/*/schedstat); and what a hand-over
 # between two processes costs here against one between two threads of a process, at the
-# same spacing (tools/lab/prof/switch-probe.c).
+# same spacing, and what a system call costs (tools/lab/prof/switch-probe.c).
 CLASS=${LAB_PROBE_CLASS:-ecm}
 N=${LAB_PROBE_PINGS:-30}
 TAP=usbnet0
@@ -74,7 +74,7 @@ trace_pings kernel-h2d; trace_pings kernel-d2h
 [ "${LAB_PROBE_LOAD:-0}" = 1 ] && iperf_server
 load_trace kernel-h2d; load_trace kernel-d2h -R
 log "kernel driver: h2d $k_h2d ms, d2h $k_d2h ms"
-sw=$(/mnt/bin/switch-probe $N 200) || die "switch-probe failed"
+sw=$(/mnt/bin/switch-probe $N 200 $DEVNODE) || die "switch-probe failed"
 log "$sw (median round trip, two hand-overs each)"
 start_usbnetd run --device $GADGET_PORT --ifname $TAP $LAB_PROBE_ARGS
 wait_usbnetd_if $TAP 10
