@@ -26,6 +26,10 @@ struct State {
     /// Data pointers of every buffer ever submitted (to prove recycling).
     buffers_seen: Vec<usize>,
     halted: bool,
+    /// A stall fails only the transfer it hit; the others, and any submitted while halted,
+    /// wait on the endpoint until cancelled or the halt is cleared (xHCI's behaviour, where
+    /// dummy_hcd fails them all).
+    queue_on_halt: bool,
     halts_cleared: u32,
     unplugged: bool,
     submissions: u64,
@@ -128,9 +132,38 @@ impl FakeHandle {
         true
     }
 
+    /// IN: complete the `n` oldest pending transfers with `data` and stall the next one,
+    /// all at once (the ring sees them in one batch). Returns false when fewer than `n + 1`
+    /// transfers are pending.
+    pub fn deliver_then_stall(&self, data: &[u8], n: usize) -> bool {
+        let mut st = lock(&self.state);
+        if st.submitted.len() <= n {
+            return false;
+        }
+        for _ in 0..n {
+            let mut b = st.submitted.pop_front().expect("counted");
+            let k = data.len().min(b.requested_len());
+            b.clear();
+            b.extend_from_slice(&data[..k]);
+            st.done.push_back(Completion {
+                buffer: b,
+                actual_len: k,
+                status: Ok(()),
+            });
+        }
+        drop(st);
+        self.fail(TransferError::Stall)
+    }
+
+    /// Halt as xHCI does (see `State::queue_on_halt`) instead of as dummy_hcd does.
+    pub fn set_queue_on_halt(&self, on: bool) {
+        lock(&self.state).queue_on_halt = on;
+    }
+
     /// Fail the oldest pending transfer with `e`. A stall also halts the endpoint until the
     /// ring clears it, and every other transfer in flight fails with it, as dummy_hcd
-    /// returns each URB queued on a halted endpoint with -EPIPE.
+    /// returns each URB queued on a halted endpoint with -EPIPE (unless
+    /// [`FakeHandle::set_queue_on_halt`]: then they wait).
     pub fn fail(&self, e: TransferError) -> bool {
         let mut st = lock(&self.state);
         let Some(b) = st.submitted.pop_front() else {
@@ -141,7 +174,9 @@ impl FakeHandle {
             actual_len: 0,
             status: Err(e),
         });
-        if e == TransferError::Stall {
+        if e == TransferError::Stall && st.queue_on_halt {
+            st.halted = true;
+        } else if e == TransferError::Stall {
             st.halted = true;
             while let Some(b) = st.submitted.pop_front() {
                 st.done.push_back(Completion {
@@ -227,6 +262,8 @@ impl Pipe for FakePipe {
                 actual_len: 0,
                 status: Err(TransferError::Disconnected),
             });
+        } else if st.halted && st.queue_on_halt {
+            st.submitted.push_back(buf);
         } else if st.halted {
             st.done.push_back(Completion {
                 buffer: buf,
@@ -284,6 +321,9 @@ impl Pipe for FakePipe {
         st.halted = false;
         st.halts_cleared += 1;
         Ok(())
+    }
+    fn has_completion(&self) -> bool {
+        !lock(&self.state).done.is_empty()
     }
 }
 

@@ -184,15 +184,20 @@ impl Sleeper {
         }
     }
 
-    /// Sleep until a completion wakes us, `stop` is set or `extra` is readable.
-    fn sleep(&self, stop: &Stop, extra: Option<&File>, timeout: Option<Duration>) -> Woken {
+    /// Sleep until a completion wakes us, `stop` (if given) is set or `extra` is readable.
+    fn sleep(&self, stop: Option<&Stop>, extra: Option<&File>, timeout: Option<Duration>) -> Woken {
         let ts = timeout.map(|d| rustix::time::Timespec {
             tv_sec: d.as_secs() as _,
             tv_nsec: d.subsec_nanos() as _,
         });
         let mut fds = Vec::with_capacity(3 + self.usb.len());
         fds.push(PollFd::new(&self.efd.0, PollFlags::IN));
-        fds.push(PollFd::new(&stop.reader, PollFlags::IN));
+        // Without a stop flag to watch, slot 1 asks the eventfd for nothing (an eventfd
+        // reports no error or hang-up, the only events poll(2) returns unasked).
+        match stop {
+            Some(stop) => fds.push(PollFd::new(&stop.reader, PollFlags::IN)),
+            None => fds.push(PollFd::new(&self.efd.0, PollFlags::empty())),
+        }
         for u in &self.usb {
             fds.push(PollFd::new(&**u, PollFlags::OUT));
         }
@@ -233,21 +238,28 @@ fn next(pipe: &mut dyn Pipe, waker: &Waker) -> Option<Completion> {
     }
 }
 
-/// Cancel everything on `pipe` and wait (bounded) for it to come back.
-fn drain(pipe: &mut dyn Pipe, sleeper: &Sleeper, stop: &Stop) -> Vec<Completion> {
-    pipe.cancel_all();
+/// Cancel everything on `pipes` and wait, [`DRAIN_TIMEOUT`] at most for them all, for it to
+/// come back. The stop flag is not watched here: it is usually what ended the run, and a
+/// sleep it would end at once turned this wait into a spin.
+fn drain(pipes: &mut [&mut dyn Pipe], sleeper: &Sleeper) {
+    for p in pipes.iter_mut() {
+        p.cancel_all();
+    }
     let deadline = Instant::now() + DRAIN_TIMEOUT;
-    let mut out = Vec::new();
-    while pipe.pending() > 0 && Instant::now() < deadline {
-        match next(pipe, &sleeper.waker) {
-            Some(c) => out.push(c),
-            None => {
-                sleeper.sleep(stop, None, Some(Duration::from_millis(20)));
-                pipe.reap();
+    while pipes.iter().any(|p| p.pending() > 0) && Instant::now() < deadline {
+        let mut took = false;
+        for p in pipes.iter_mut() {
+            while next(&mut **p, &sleeper.waker).is_some() {
+                took = true;
+            }
+        }
+        if !took {
+            sleeper.sleep(None, None, Some(Duration::from_millis(20)));
+            for p in pipes.iter_mut() {
+                p.reap();
             }
         }
     }
-    out
 }
 
 /// Ring sizing.
@@ -385,6 +397,20 @@ struct RxState {
     /// The TAP starts without carrier when the class reports it; act on changes only
     /// (some devices repeat NETWORK_CONNECTION many times a second).
     carrier: Option<bool>,
+    /// The interrupt endpoint's error state.
+    int: IntState,
+}
+
+/// The interrupt endpoint's error state.
+#[derive(Default)]
+struct IntState {
+    /// A stall is being cleared: completions are held until none is pending.
+    halting: bool,
+    /// Buffers held back meanwhile (or for good, once `off`).
+    held: Vec<Buffer>,
+    errors_in_row: u32,
+    /// It failed [`ERROR_BREAKER`] times in a row: no longer resubmitted.
+    off: bool,
 }
 
 impl RxState {
@@ -402,6 +428,7 @@ impl RxState {
             spare_max: (cfg.rx_queue / 4).min(8),
             gro: cfg.vnet.then(Gro::new),
             carrier: None,
+            int: IntState::default(),
         }
     }
 
@@ -490,6 +517,8 @@ impl RxState {
                             );
                             self.halting = true;
                             self.side.bulk_in.cancel_all();
+                            // What waits for resubmission waits for the clear too.
+                            self.halted.append(&mut self.spare);
                         }
                     }
                     Policy::Retry => {
@@ -524,7 +553,7 @@ impl RxState {
         }
         // Resubmit after the frames are written, and only once several wait: between
         // steps at least `rx_queue - spare_max` transfers stay in flight.
-        if self.spare.len() > self.spare_max {
+        if self.spare.len() > self.spare_max && !self.halting {
             for b in self.spare.drain(..) {
                 self.side.bulk_in.submit(b);
             }
@@ -542,10 +571,12 @@ impl RxState {
             worked = true;
         }
         if let Some(int) = self.side.interrupt.as_mut() {
+            let st = &mut self.int;
             while let Some(c) = next(int.as_mut(), waker) {
                 worked = true;
                 match c.status {
                     Ok(()) => {
+                        st.errors_in_row = 0;
                         Stats::add(&stats.notifications, 1);
                         let data = &c.buffer[..c.actual_len.min(c.buffer.len())];
                         self.side.status.status(data, &mut self.events);
@@ -553,14 +584,57 @@ impl RxState {
                     Err(e) => match Policy::of(e) {
                         Policy::Unplugged => return Err(Exit::Unplugged),
                         Policy::Cancelled if stop.is_set() => return Err(Exit::Stopped),
-                        Policy::ClearHalt if int.pending() == 0 => {
-                            let _ = int.clear_halt();
-                            Stats::add(&stats.stalls_cleared, 1);
+                        Policy::Cancelled => {}
+                        Policy::ClearHalt => {
+                            // As for bulk IN: unlink the other transfer, clear once both
+                            // are back (resubmitting each at once kept one pending forever).
+                            if !st.halting {
+                                Stats::add(&stats.rx_errors, 1);
+                                log::warn!(
+                                    "interrupt IN 0x{:02x} stalled; clearing the halt",
+                                    int.address()
+                                );
+                                st.halting = true;
+                                int.cancel_all();
+                            }
                         }
-                        _ => std::thread::sleep(Duration::from_millis(1)),
+                        Policy::Retry => {
+                            Stats::add(&stats.rx_errors, 1);
+                            st.errors_in_row += 1;
+                            if st.errors_in_row >= ERROR_BREAKER {
+                                // Link notifications are lost, the data path is not: go on
+                                // without them rather than end the run.
+                                log::warn!(
+                                    "{} interrupt IN transfers failed in a row (last: {e}); \
+                                     link state notifications are off from now on",
+                                    st.errors_in_row
+                                );
+                                st.off = true;
+                            } else {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                        }
                     },
                 }
-                int.submit(c.buffer);
+                if st.halting || st.off {
+                    st.held.push(c.buffer);
+                } else {
+                    int.submit(c.buffer);
+                }
+            }
+            if st.halting && int.pending() == 0 {
+                match int.clear_halt() {
+                    Ok(()) => Stats::add(&stats.stalls_cleared, 1),
+                    Err(TransferError::Disconnected) => return Err(Exit::Unplugged),
+                    Err(e) => log::warn!("clear halt on interrupt IN failed: {e}"),
+                }
+                st.halting = false;
+                if !st.off {
+                    for b in st.held.drain(..) {
+                        int.submit(b);
+                    }
+                }
+                worked = true;
             }
         }
         for ev in self.events.drain(..) {
@@ -601,11 +675,13 @@ impl RxState {
         }
     }
 
-    fn drain(&mut self, sleeper: &Sleeper, stop: &Stop) {
-        drain(self.side.bulk_in.as_mut(), sleeper, stop);
+    /// This side's pipes, for [`drain`].
+    fn pipes(&mut self) -> Vec<&mut dyn Pipe> {
+        let mut v: Vec<&mut dyn Pipe> = vec![self.side.bulk_in.as_mut()];
         if let Some(int) = self.side.interrupt.as_mut() {
-            drain(int.as_mut(), sleeper, stop);
+            v.push(int.as_mut());
         }
+        v
     }
 }
 
@@ -665,8 +741,13 @@ struct TxStep {
 impl TxState {
     /// Whether OUT completions are left uncollected for now: only once half the slots are
     /// in flight (or a frame waits, or a halt is pending) is the endpoint polled.
+    /// A completion already in user space is always taken: it costs no system call, and
+    /// it may be a stall that must stop frames from going into the halted endpoint.
     fn lazy(&self) -> bool {
-        self.free.len() * 2 > self.slots && self.carry.is_none() && !self.halting
+        self.free.len() * 2 > self.slots
+            && self.carry.is_none()
+            && !self.halting
+            && !self.side.bulk_out.has_completion()
     }
 
     /// An OUT completion the next step would take waits in user space (see
@@ -707,17 +788,11 @@ impl TxState {
         self.net_drained = watched && !woken.net;
     }
 
-    fn step(&mut self, waker: &Waker, stats: &Stats, stop: &Stop) -> Result<TxStep, Exit> {
+    /// Take every OUT completion that is ready: free its slot, act on its status.
+    /// `Ok(true)` if there was any.
+    fn collect(&mut self, waker: &Waker, stats: &Stats, stop: &Stop) -> Result<bool, Exit> {
         let mut worked = false;
-        // 1. Completions free slots. They are collected lazily: only once half the slots
-        // are in flight (or a frame waits, or a halt is pending) is the endpoint polled.
-        // Light traffic (ACKs) then costs no collection per OUT transfer (and, with a
-        // waker-driven pipe, no wake-up either; a usbfs fd wakes for any completion).
-        let lazy = self.lazy();
-        while let Some(c) = (!lazy)
-            .then(|| next(self.side.bulk_out.as_mut(), waker))
-            .flatten()
-        {
+        while let Some(c) = next(self.side.bulk_out.as_mut(), waker) {
             worked = true;
             let is_zlp = c.buffer.capacity() == 0;
             match c.status {
@@ -728,7 +803,16 @@ impl TxState {
                     Policy::Cancelled => {}
                     Policy::ClearHalt => {
                         if !self.halting {
+                            // One halt, one error. The transfers queued behind it are
+                            // unlinked before the halt is cleared, as usbnet does: a host
+                            // controller may hold them on the halted endpoint (xHCI
+                            // does) until then, and the clear waits for them all.
                             Stats::add(&stats.tx_errors, 1);
+                            log::warn!(
+                                "bulk OUT 0x{:02x} stalled; clearing the halt",
+                                self.side.bulk_out.address()
+                            );
+                            self.side.bulk_out.cancel_all();
                         }
                         self.halting = true;
                     }
@@ -751,6 +835,16 @@ impl TxState {
                 self.free.push(v);
             }
         }
+        Ok(worked)
+    }
+
+    fn step(&mut self, waker: &Waker, stats: &Stats, stop: &Stop) -> Result<TxStep, Exit> {
+        // 1. Completions free slots. They are collected lazily: only once half the slots
+        // are in flight (or a frame waits, or a halt is pending, or a completion already
+        // waits in user space) is the endpoint polled. Light traffic (ACKs) then costs no
+        // collection per OUT transfer (and, with a waker-driven pipe, no wake-up either; a
+        // usbfs fd wakes for any completion).
+        let mut worked = !self.lazy() && self.collect(waker, stats, stop)?;
         if self.halting && self.side.bulk_out.pending() == 0 {
             match self.side.bulk_out.clear_halt() {
                 Ok(()) => Stats::add(&stats.stalls_cleared, 1),
@@ -810,11 +904,24 @@ impl TxState {
                 }
             };
             if self.open.is_none() {
+                if self.free.is_empty() {
+                    // Before calling the ring full, take back what completed meanwhile
+                    // (left lazily, or not reaped yet): the stop is counted only when
+                    // every slot really is in flight.
+                    self.side.bulk_out.reap();
+                    worked |= self.collect(waker, stats, stop)?;
+                }
                 match self.free.pop() {
-                    Some(mut v) => {
+                    Some(mut v) if !self.halting => {
                         self.side.tx.begin(&mut v);
                         self.open = Some(v);
                         self.open_frames = 0;
+                    }
+                    Some(v) => {
+                        // That collection found a stall: wait for the halt to clear.
+                        self.free.push(v);
+                        self.carry = Some(c);
+                        break;
                     }
                     None => {
                         self.carry = Some(c);
@@ -953,7 +1060,7 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
             }
         } else if !rx.has_completion() && !tx.wants_completion() {
             let net = tx.side.net.clone();
-            let woken = sleeper.sleep(stop, t.room.then_some(&*net), None);
+            let woken = sleeper.sleep(Some(stop), t.room.then_some(&*net), None);
             Stats::add(&stats.wakeups, 1);
             if woken.stop {
                 break Exit::Stopped;
@@ -966,8 +1073,9 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
             }
         }
     };
-    rx.drain(&sleeper, stop);
-    drain(tx.side.bulk_out.as_mut(), &sleeper, stop);
+    let mut pipes = rx.pipes();
+    pipes.push(tx.side.bulk_out.as_mut());
+    drain(&mut pipes, &sleeper);
     exit
 }
 
@@ -986,7 +1094,7 @@ pub fn run_rx(side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
             Ok(true) => {}
             Ok(false) if rx.has_completion() => {}
             Ok(false) => {
-                let woken = sleeper.sleep(stop, None, None);
+                let woken = sleeper.sleep(Some(stop), None, None);
                 if woken.stop {
                     break Exit::Stopped;
                 }
@@ -996,7 +1104,7 @@ pub fn run_rx(side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
             }
         }
     };
-    rx.drain(&sleeper, stop);
+    drain(&mut rx.pipes(), &sleeper);
     exit
 }
 
@@ -1014,7 +1122,7 @@ pub fn run_tx(side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
             Ok(t) if t.worked || tx.wants_completion() => {}
             Ok(t) => {
                 let net = tx.side.net.clone();
-                let woken = sleeper.sleep(stop, t.room.then_some(&*net), None);
+                let woken = sleeper.sleep(Some(stop), t.room.then_some(&*net), None);
                 if woken.stop {
                     break Exit::Stopped;
                 }
@@ -1025,7 +1133,7 @@ pub fn run_tx(side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
             }
         }
     };
-    drain(tx.side.bulk_out.as_mut(), &sleeper, stop);
+    drain(&mut [tx.side.bulk_out.as_mut()], &sleeper);
     exit
 }
 

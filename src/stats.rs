@@ -66,8 +66,9 @@ counters! {
     /// Frames dropped because no transfer can carry them (larger than the device takes,
     /// shorter than an Ethernet header).
     tx_drop_invalid,
-    /// OUT transfers that failed (their frames are lost; counted per transfer; collected
-    /// lazily, so they may show up to half a ring late).
+    /// OUT transfers that failed (their frames are lost; a stall counts once, however
+    /// many transfers it failed; collected lazily, so they may show up to half a ring
+    /// late).
     tx_errors,
     /// IN transfers that failed (not counting cancellation at exit).
     rx_errors,

@@ -784,3 +784,215 @@ fn subset_bind_sends_no_control_request_and_has_carrier_from_the_start() {
         .unwrap();
     assert!(e.to_string().contains("CRC"), "{e}");
 }
+// Halts as xHCI keeps them, interrupt stalls, lazy collection and exit (found in review).
+
+/// Join `t` or give up after `d` (a thread that never returns is leaked).
+fn join_within(t: thread::JoinHandle<Exit>, d: Duration) -> Option<Exit> {
+    let (s, r) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = s.send(t.join().unwrap());
+    });
+    r.recv_timeout(d).ok()
+}
+
+#[test]
+fn interrupt_stall_is_cleared_and_rx_goes_on() {
+    let rx = start_rx(ClassKind::Ncm, 4);
+    wait_until("interrupt transfers", || rx.int.in_flight() == 2);
+    assert!(rx.int.fail(TransferError::Stall));
+    thread::sleep(Duration::from_millis(200));
+    let halted = rx.int.is_halted();
+    // RX bulk must still work
+    let delivered = rx.dev.deliver(&frame(9, 100));
+    let mut buf = [0u8; 2048];
+    let got = rx.peer.recv(&mut buf).ok();
+    rx.stop.trigger();
+    let exit = join_within(rx.thread, Duration::from_secs(2));
+    eprintln!("halted={halted} delivered={delivered} got={got:?} exit={exit:?}");
+    assert!(!halted, "interrupt halt never cleared");
+    assert_eq!(exit, Some(Exit::Stopped), "stuck after an interrupt stall");
+}
+
+#[test]
+fn stop_is_seen_under_sustained_rx_traffic() {
+    let rx = start_rx(ClassKind::Ecm, 8);
+    let dev = rx.dev.clone();
+    let go = Arc::new(AtomicBool::new(true));
+    let feeder = {
+        let go = go.clone();
+        thread::spawn(move || {
+            let f = frame(1, 60);
+            while go.load(Ordering::Relaxed) {
+                if !dev.deliver(&f) {
+                    std::hint::spin_loop();
+                }
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    rx.stop.trigger();
+    let r = join_within(rx.thread, Duration::from_secs(3));
+    let took = t0.elapsed();
+    go.store(false, Ordering::Relaxed);
+    feeder.join().unwrap();
+    assert_eq!(
+        r,
+        Some(Exit::Stopped),
+        "not stopped after {took:?} of traffic"
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn tx_halt_with_transfers_still_queued_is_cleared() {
+    // xHCI: after a stall the other OUT URBs stay queued on the halted endpoint until the
+    // driver unlinks them or clears the halt (usbnet unlinks the txq before usb_clear_halt).
+    let tx = start_tx(ClassKind::Ecm, 4, false);
+    tx.dev.set_queue_on_halt(true);
+    for i in 0..4 {
+        tx.peer.send(&frame(i, 100)).unwrap();
+    }
+    wait_until("4 in flight", || tx.dev.in_flight() == 4);
+    assert!(tx.dev.fail(TransferError::Stall));
+    thread::sleep(Duration::from_millis(500));
+    let cleared = tx.dev.halts_cleared();
+    tx.stop.trigger();
+    let exit = join_within(tx.thread, Duration::from_secs(2));
+    assert_eq!(
+        cleared, 1,
+        "OUT halt not cleared: 3 transfers wait behind it, the ring waits for them"
+    );
+    assert_eq!(exit, Some(Exit::Stopped));
+}
+
+#[test]
+fn rx_submits_no_spare_buffer_to_a_halting_endpoint() {
+    // 8 IN transfers (spare_max 2): 3 frames and a stall in one batch.
+    let rx = start_rx(ClassKind::Ecm, 8);
+    rx.dev.set_queue_on_halt(true);
+    assert!(rx.dev.deliver_then_stall(&frame(1, 100), 3));
+    thread::sleep(Duration::from_millis(500));
+    let cleared = rx.dev.halts_cleared();
+    let in_flight = rx.dev.in_flight();
+    rx.stop.trigger();
+    let exit = join_within(rx.thread, Duration::from_secs(2));
+    assert_eq!(cleared, 1, "IN halt not cleared ({in_flight} in flight)");
+    assert_eq!(in_flight, 8);
+    assert_eq!(exit, Some(Exit::Stopped));
+}
+
+#[test]
+fn rx_stall_alone_recovers_with_queued_halts() {
+    let rx = start_rx(ClassKind::Ecm, 8);
+    rx.dev.set_queue_on_halt(true);
+    assert!(rx.dev.deliver_then_stall(&frame(1, 100), 0));
+    wait_until("cleared", || {
+        rx.dev.halts_cleared() == 1 && rx.dev.in_flight() >= 6
+    });
+    rx.stop.trigger();
+    assert_eq!(
+        join_within(rx.thread, Duration::from_secs(2)),
+        Some(Exit::Stopped)
+    );
+}
+
+#[test]
+fn tx_busy_not_counted_when_the_device_has_completed_everything() {
+    // auto_complete: every OUT transfer completes as it is submitted, the device is never
+    // behind; a burst of 8 frames queued in the TAP still counts a tx_busy stop.
+    let binding = bind(ClassKind::Ecm);
+    let c = cfg(&binding, 4, 4);
+    let (bulk_out, dev) = fake::pipe(0x02, 512);
+    dev.set_auto_complete(true);
+    let (file, peer) = net();
+    for i in 0..8 {
+        peer.send(&frame(i, 100)).unwrap();
+    }
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(Stop::new().unwrap());
+    let side = TxSide {
+        bulk_out: Box::new(bulk_out),
+        tx: binding.tx,
+        net: file,
+    };
+    let t = {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        thread::spawn(move || run_tx(side, c, &stats, &stop))
+    };
+    wait_until("8 sent", || stats.snapshot().tx_frames == 8);
+    assert_eq!(dev.take_sent().len(), 8);
+    stop.trigger();
+    t.join().unwrap();
+    assert_eq!(
+        stats.snapshot().tx_busy,
+        0,
+        "busy counted with 0 transfers in flight"
+    );
+}
+
+#[test]
+fn tx_halt_counts_once_and_sending_resumes_after_the_clear() {
+    // dummy_hcd-style halt (every queued transfer fails with it): 4 transfers, one error.
+    let tx = start_tx(ClassKind::Ecm, 4, false);
+    for i in 0..4 {
+        tx.peer.send(&frame(i, 100)).unwrap();
+    }
+    wait_until("4 in flight", || tx.dev.in_flight() == 4);
+    assert!(tx.dev.fail(TransferError::Stall));
+    wait_until("cleared", || tx.dev.halts_cleared() == 1);
+    tx.dev.set_auto_complete(true);
+    tx.peer.send(&frame(9, 100)).unwrap();
+    wait_until("a frame after the clear", || {
+        tx.dev
+            .take_sent()
+            .iter()
+            .any(|f| u32::from_be_bytes(f[14..18].try_into().unwrap()) == 9)
+    });
+    let s = tx.stats.snapshot();
+    tx.stop.trigger();
+    tx.thread.join().unwrap();
+    assert_eq!(
+        (s.tx_errors, s.stalls_cleared),
+        (1, 1),
+        "one halt, one error"
+    );
+}
+
+#[test]
+fn tx_frames_read_after_a_reported_stall_are_not_sent_into_the_halt() {
+    let tx = start_tx(ClassKind::Ecm, 8, false);
+    tx.peer.send(&frame(0, 100)).unwrap();
+    wait_until("1 in flight", || tx.dev.in_flight() == 1);
+    assert!(tx.dev.fail(TransferError::Stall)); // the stall is reported now
+    thread::sleep(Duration::from_millis(20));
+    // Frames read after it: while under half the ring is in flight, completions are not
+    // collected, so each goes into a new transfer on the halted endpoint.
+    for i in 1..4 {
+        tx.peer.send(&frame(i, 100)).unwrap();
+        thread::sleep(Duration::from_millis(20));
+    }
+    tx.dev.set_auto_complete(true);
+    for i in 4..8 {
+        tx.peer.send(&frame(i, 100)).unwrap();
+    }
+    thread::sleep(Duration::from_millis(200));
+    let sent: Vec<u32> = tx
+        .dev
+        .take_sent()
+        .iter()
+        .map(|f| u32::from_be_bytes(f[14..18].try_into().unwrap()))
+        .collect();
+    let s = tx.stats.snapshot();
+    tx.stop.trigger();
+    tx.thread.join().unwrap();
+    eprintln!(
+        "sent={sent:?} tx_frames={} tx_errors={} stalls_cleared={}",
+        s.tx_frames, s.tx_errors, s.stalls_cleared
+    );
+    assert_eq!(
+        sent,
+        (1..8).collect::<Vec<_>>(),
+        "frames read after the stall was reported were lost"
+    );
+}

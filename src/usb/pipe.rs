@@ -43,9 +43,9 @@ pub trait Pipe: Send {
     /// With a [`Pipe::wait_fd`]: move every completion the OS has ready (for any pipe
     /// sharing the fd) onto its pipe's queue, so the fd stops reporting ready.
     fn reap(&mut self) {}
-    /// With a [`Pipe::wait_fd`]: a completion of this pipe was already reaped (while
-    /// another pipe sharing the fd polled) and waits in user space, where the fd no longer
-    /// reports it: the caller must take it before sleeping.
+    /// A completion of this pipe waits in user space, to be taken without asking the OS
+    /// (with a [`Pipe::wait_fd`]: it was reaped while another pipe sharing the fd polled,
+    /// and the fd no longer reports it). The caller must take it before sleeping.
     fn has_completion(&self) -> bool {
         false
     }
