@@ -15,8 +15,9 @@
 //! * [`ring`]: the pipelined URB-style transfer ring with back-pressure.
 //! * [`tap`]: the TAP edge.
 //!
-//! All `unsafe` lives in [`sys`] (TAP and scheduler ioctls) and [`usb::usbfs`] (usbfs ioctls
-//! and the URB hand-off); pure logic has none.
+//! All `unsafe` lives in [`sys`] (TAP and scheduler ioctls), [`usb::usbfs`] (usbfs ioctls
+//! and the URB hand-off) and [`usb::buffer`] (the usbfs memory mapping); pure logic has
+//! none.
 #![warn(rust_2018_idioms)]
 
 pub mod class;

@@ -45,8 +45,44 @@ use crate::wire::vnet;
 
 /// Consecutive failed transfers on one endpoint after which the ring gives up (the kernel's
 /// usbnet kills RX at 20 errors in 30 completions; a userspace driver can simply stop and
-/// let the supervisor restart it).
+/// let the supervisor restart it), once they have also lasted [`BREAKER_SPAN`].
 pub const ERROR_BREAKER: u32 = 64;
+
+/// How long a run of failures must last before the breaker trips: a spike that ends sooner
+/// (usbfs memory, shared by every process, taken for a moment by another usbfs user) is
+/// ridden out instead of ending the run.
+pub const BREAKER_SPAN: Duration = Duration::from_secs(1);
+
+/// Pause after a failed transfer before it is resubmitted: short for faults, which come in
+/// bursts during a disconnect that is about to be reported; longer while usbfs refuses
+/// memory, which only another process giving some back can end.
+fn retry_pause(e: TransferError) -> Duration {
+    match e {
+        TransferError::Unknown(n) if n == libc::ENOMEM as u32 => Duration::from_millis(10),
+        _ => Duration::from_millis(1),
+    }
+}
+
+/// Counts consecutive failures on one endpoint.
+#[derive(Debug, Default)]
+struct Breaker {
+    in_row: u32,
+    since: Option<Instant>,
+}
+
+impl Breaker {
+    fn ok(&mut self) {
+        self.in_row = 0;
+        self.since = None;
+    }
+
+    /// One more failure; `true` when the breaker trips.
+    fn failed(&mut self) -> bool {
+        self.in_row += 1;
+        let since = *self.since.get_or_insert_with(Instant::now);
+        self.in_row >= ERROR_BREAKER && since.elapsed() >= BREAKER_SPAN
+    }
+}
 
 /// How long teardown waits for cancelled transfers to come back.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
@@ -386,7 +422,7 @@ struct RxState {
     /// Buffers held back while a halt is being cleared.
     halted: Vec<Buffer>,
     halting: bool,
-    errors_in_row: u32,
+    errors: Breaker,
     /// Received buffers not yet resubmitted: they go back in a batch once more than
     /// [`RxState::spare_max`] wait, so that a lone frame's TAP write is not followed by a
     /// submission before the thread sleeps and the woken reader gets the CPU.
@@ -408,8 +444,8 @@ struct IntState {
     halting: bool,
     /// Buffers held back meanwhile (or for good, once `off`).
     held: Vec<Buffer>,
-    errors_in_row: u32,
-    /// It failed [`ERROR_BREAKER`] times in a row: no longer resubmitted.
+    errors: Breaker,
+    /// Its breaker tripped: no longer resubmitted.
     off: bool,
 }
 
@@ -422,7 +458,7 @@ impl RxState {
             events: Vec::new(),
             halted: Vec::new(),
             halting: false,
-            errors_in_row: 0,
+            errors: Breaker::default(),
             spare: Vec::new(),
             // between steps at most a quarter of the ring (and at most 8) waits here
             spare_max: (cfg.rx_queue / 4).min(8),
@@ -459,7 +495,7 @@ impl RxState {
             worked = true;
             match c.status {
                 Ok(()) => {
-                    self.errors_in_row = 0;
+                    self.errors.ok();
                     Stats::add(&stats.rx_transfers, 1);
                     let data = &c.buffer[..c.actual_len.min(c.buffer.len())];
                     let before = self.drops;
@@ -523,17 +559,14 @@ impl RxState {
                     }
                     Policy::Retry => {
                         Stats::add(&stats.rx_errors, 1);
-                        self.errors_in_row += 1;
-                        if self.errors_in_row >= ERROR_BREAKER {
+                        if self.errors.failed() {
                             return Err(Exit::Failed(format!(
                                 "{} bulk IN transfers failed in a row (last: {e}){}",
-                                self.errors_in_row,
+                                self.errors.in_row,
                                 breaker_hint(e)
                             )));
                         }
-                        // A fault during a disconnect comes in bursts; a short pause
-                        // avoids spinning before the disconnect is reported.
-                        std::thread::sleep(Duration::from_millis(1));
+                        std::thread::sleep(retry_pause(e));
                     }
                 },
             }
@@ -576,7 +609,7 @@ impl RxState {
                 worked = true;
                 match c.status {
                     Ok(()) => {
-                        st.errors_in_row = 0;
+                        st.errors.ok();
                         Stats::add(&stats.notifications, 1);
                         let data = &c.buffer[..c.actual_len.min(c.buffer.len())];
                         self.side.status.status(data, &mut self.events);
@@ -600,18 +633,17 @@ impl RxState {
                         }
                         Policy::Retry => {
                             Stats::add(&stats.rx_errors, 1);
-                            st.errors_in_row += 1;
-                            if st.errors_in_row >= ERROR_BREAKER {
+                            if st.errors.failed() {
                                 // Link notifications are lost, the data path is not: go on
                                 // without them rather than end the run.
                                 log::warn!(
                                     "{} interrupt IN transfers failed in a row (last: {e}); \
                                      link state notifications are off from now on",
-                                    st.errors_in_row
+                                    st.errors.in_row
                                 );
                                 st.off = true;
                             } else {
-                                std::thread::sleep(Duration::from_millis(1));
+                                std::thread::sleep(retry_pause(e));
                             }
                         }
                     },
@@ -708,7 +740,7 @@ struct TxState {
     /// Transfers submitted so far (ZLPs included): tells a step that it submitted.
     submitted: u64,
     busy: bool,
-    errors_in_row: u32,
+    errors: Breaker,
     halting: bool,
     /// The network side returned nothing to the last read and `poll(2)` has not reported
     /// it readable since: a step does not read it again (one EAGAIN read fewer on every
@@ -775,7 +807,7 @@ impl TxState {
             open_frames: 0,
             submitted: 0,
             busy: false,
-            errors_in_row: 0,
+            errors: Breaker::default(),
             halting: false,
             net_drained: false,
             fd_pipe,
@@ -796,7 +828,7 @@ impl TxState {
             worked = true;
             let is_zlp = c.buffer.capacity() == 0;
             match c.status {
-                Ok(()) => self.errors_in_row = 0,
+                Ok(()) => self.errors.ok(),
                 Err(e) => match Policy::of(e) {
                     Policy::Unplugged => return Err(Exit::Unplugged),
                     Policy::Cancelled if stop.is_set() => return Err(Exit::Stopped),
@@ -818,11 +850,10 @@ impl TxState {
                     }
                     Policy::Retry => {
                         Stats::add(&stats.tx_errors, 1);
-                        self.errors_in_row += 1;
-                        if self.errors_in_row >= ERROR_BREAKER {
+                        if self.errors.failed() {
                             return Err(Exit::Failed(format!(
                                 "{} bulk OUT transfers failed in a row (last: {e}){}",
-                                self.errors_in_row,
+                                self.errors.in_row,
                                 breaker_hint(e)
                             )));
                         }

@@ -265,10 +265,8 @@ fn unplug_mid_transfer_ends_the_run_within_a_second() {
 #[test]
 fn repeated_faults_trip_the_breaker() {
     let rx = start_rx(ClassKind::Ecm, 4);
-    for _ in 0..usbnetd::ring::ERROR_BREAKER {
-        wait_until("resubmission", || rx.dev.in_flight() > 0);
-        rx.dev.fail(TransferError::Fault);
-    }
+    let failed = fail_until_it_ends(&rx, TransferError::Fault);
+    assert!(failed >= usbnetd::ring::ERROR_BREAKER as usize, "{failed}");
     match rx.thread.join().unwrap() {
         Exit::Failed(why) => assert!(why.contains("in a row"), "{why}"),
         other => panic!("expected the breaker, got {other:?}"),
@@ -278,10 +276,7 @@ fn repeated_faults_trip_the_breaker() {
 #[test]
 fn usbfs_enomem_trips_the_breaker_with_the_setting_to_change() {
     let rx = start_rx(ClassKind::Ecm, 4);
-    for _ in 0..usbnetd::ring::ERROR_BREAKER {
-        wait_until("resubmission", || rx.dev.in_flight() > 0);
-        rx.dev.fail(TransferError::Unknown(libc::ENOMEM as u32));
-    }
+    fail_until_it_ends(&rx, TransferError::Unknown(libc::ENOMEM as u32));
     match rx.thread.join().unwrap() {
         Exit::Failed(why) => assert!(
             why.contains("usbfs memory is exhausted")
@@ -290,6 +285,49 @@ fn usbfs_enomem_trips_the_breaker_with_the_setting_to_change() {
         ),
         other => panic!("expected the breaker, got {other:?}"),
     }
+}
+
+/// Fail every IN transfer as it is resubmitted until the ring thread ends (at most 10 s);
+/// how many failed.
+fn fail_until_it_ends(rx: &Rx, e: TransferError) -> usize {
+    let t0 = Instant::now();
+    let mut failed = 0;
+    while !rx.thread.is_finished() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the breaker never tripped"
+        );
+        if rx.dev.fail(e) {
+            failed += 1;
+        } else {
+            thread::sleep(Duration::from_micros(200));
+        }
+    }
+    // Not before the run of failures has lasted the breaker's span.
+    assert!(t0.elapsed() >= usbnetd::ring::BREAKER_SPAN);
+    failed
+}
+
+#[test]
+fn a_burst_of_enomem_shorter_than_the_breaker_span_is_ridden_out() {
+    let rx = start_rx(ClassKind::Ecm, 4);
+    // Every transfer fails, far more than ERROR_BREAKER times, for half the span.
+    let t0 = Instant::now();
+    let mut failed = 0;
+    while t0.elapsed() < usbnetd::ring::BREAKER_SPAN / 2 {
+        if rx.dev.fail(TransferError::Unknown(libc::ENOMEM as u32)) {
+            failed += 1;
+        }
+    }
+    assert!(failed > 0);
+    assert!(!rx.thread.is_finished(), "the run ended on a short spike");
+    wait_until("resubmission", || rx.dev.in_flight() > 0);
+    rx.dev.deliver(&frame(5, 100));
+    let mut buf = [0u8; 2048];
+    let n = rx.peer.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &frame(5, 100)[..]);
+    rx.stop.trigger();
+    assert_eq!(rx.thread.join().unwrap(), Exit::Stopped);
 }
 
 fn ring_cfg(rx_queue: usize, tx_queue: usize, size: usize) -> RingConfig {

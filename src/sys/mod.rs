@@ -1,5 +1,6 @@
-//! The operating-system edge: every `unsafe` block of usbnetd is in this module (the usbfs
-//! side is nusb's). One safe function per ioctl; callers never write `unsafe`.
+//! The operating-system edge for the TAP and the scheduler: one safe function per ioctl;
+//! callers never write `unsafe`. (The usbfs edge is [`crate::usb::usbfs`] and
+//! [`crate::usb::buffer`].)
 
 pub mod sched;
 pub mod tap;

@@ -261,7 +261,31 @@ impl Region {
     /// Map `count` slots of `slot` bytes from the usbfs node `fd` (`slot` a multiple of 64
     /// so that every slot is cache-line aligned). Fails where usbfs cannot (old kernels,
     /// `usbfs_memory_mb` exhausted, no contiguous memory for the controller).
-    pub fn map(fd: BorrowedFd<'_>, slot: usize, count: usize) -> io::Result<Arc<Region>> {
+    ///
+    /// # Safety
+    ///
+    /// `fd` must be a usbfs device node: each `mmap` of one is fresh memory that no other
+    /// mapping shares. Mapped twice, another file would hand two buffers the same bytes.
+    pub unsafe fn map(fd: BorrowedFd<'_>, slot: usize, count: usize) -> io::Result<Arc<Region>> {
+        // SAFETY: the caller guarantees the mapping is fresh memory (see above).
+        unsafe { Region::mmap(Some(fd), slot, count) }
+    }
+
+    /// The same geometry over fresh anonymous shared memory: the slots behave as mapped
+    /// ones (for tests; usbfs is not involved).
+    pub fn anonymous(slot: usize, count: usize) -> io::Result<Arc<Region>> {
+        // SAFETY: an anonymous mapping is fresh memory no other mapping shares.
+        unsafe { Region::mmap(None, slot, count) }
+    }
+
+    /// # Safety
+    ///
+    /// A mapping of `fd` (or anonymous memory) must be fresh memory no other mapping shares.
+    unsafe fn mmap(
+        fd: Option<BorrowedFd<'_>>,
+        slot: usize,
+        count: usize,
+    ) -> io::Result<Arc<Region>> {
         let page = 4096;
         let size = slot
             .checked_mul(count)
@@ -269,15 +293,20 @@ impl Region {
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?
             .div_ceil(page)
             * page;
-        // SAFETY: a fresh shared mapping of the usbfs node (no existing memory is
-        // affected); the result is checked before use.
+        let (flags, raw) = match fd {
+            Some(fd) => (libc::MAP_SHARED, fd.as_raw_fd()),
+            None => (libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1),
+        };
+        // SAFETY: a new mapping at an address the kernel picks (no existing memory is
+        // affected); the result is checked before use. That the memory is this region's
+        // alone is the caller's guarantee.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 size,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
+                flags,
+                raw,
                 0,
             )
         };
@@ -346,9 +375,7 @@ mod tests {
 
     #[test]
     fn extend_with_builds_in_place_and_grows_when_it_must() {
-        let fd = rustix::fs::memfd_create("region", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        rustix::fs::ftruncate(&fd, 4096).unwrap();
-        let r = Region::map(std::os::fd::AsFd::as_fd(&fd), 1024, 2).unwrap();
+        let r = Region::anonymous(1024, 2).unwrap();
         let mut b = r.take().unwrap();
         b.extend_from_slice(&[3; 100]);
         b.clear();
@@ -379,10 +406,8 @@ mod tests {
 
     #[test]
     fn region_slots_are_disjoint_and_come_back() {
-        // Any shared-mappable fd stands in for the usbfs node: an anonymous memfd.
-        let fd = rustix::fs::memfd_create("region", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        rustix::fs::ftruncate(&fd, 3 * 4096).unwrap();
-        let r = Region::map(std::os::fd::AsFd::as_fd(&fd), 1536, 5).unwrap();
+        // Anonymous shared memory stands in for the usbfs node.
+        let r = Region::anonymous(1536, 5).unwrap();
         // 5 x 1536 rounds up to two pages: 5 slots.
         let mut bufs: Vec<Buffer> = std::iter::from_fn(|| r.take()).collect();
         assert_eq!(bufs.len(), 5);
@@ -427,9 +452,7 @@ mod tests {
 
     #[test]
     fn bad_geometry_is_refused() {
-        let fd = rustix::fs::memfd_create("region", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        let f = std::os::fd::AsFd::as_fd(&fd);
-        assert!(Region::map(f, 1500, 4).is_err(), "not a multiple of 64");
-        assert!(Region::map(f, 1536, 0).is_err());
+        assert!(Region::anonymous(1500, 4).is_err(), "not a multiple of 64");
+        assert!(Region::anonymous(1536, 0).is_err());
     }
 }
