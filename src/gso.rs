@@ -40,7 +40,7 @@ pub enum GsoError {
 /// The result is congruent (mod 0xffff) to that sum, which is all [`csum_fold`] needs;
 /// sums chain as long as every `data` but the last has an even length. One's-complement
 /// addition does not care about byte order (RFC 1071 §2(B)), so the bytes are added as
-/// little-endian 64-bit words, eight words a round (see [`Acc`]), and the folded 16-bit
+/// little-endian 64-bit words, eight words a round (see `Acc`), and the folded 16-bit
 /// result is swapped once: this runs once per byte of every frame usbnetd segments or
 /// coalesces, and was the largest user-space cost in the lab's profile.
 #[inline]
