@@ -32,6 +32,9 @@
  *                 (frames a correct host delivers: A if it is strict, B at most)
  *   notify NAME   a notification case on interrupt IN (ends with NETWORK_CONNECTION up)
  *   stall         halt bulk IN (the host must clear it), then one valid NTB
+ *   int-stall     halt interrupt IN, then NETWORK_CONNECTION up + CONNECTION_SPEED_CHANGE
+ *                 (they get through only once the host has cleared the halt) and one
+ *                 valid NTB
  *   valid N       N valid NTBs of one frame each
  *   connect       NETWORK_CONNECTION up + CONNECTION_SPEED_CHANGE
  *   quit          close ep0 (unplug) and exit
@@ -1066,6 +1069,22 @@ static void run_stall(void)
 	say("done stall io=%s", err ? "error" : "ok");
 }
 
+static void run_int_stall(void)
+{
+	char c;
+	int err = 0;
+	/* gadgetfs: reading an IN endpoint halts it */
+	if (read(ep_int, &c, 1) >= 0 || errno != EBADMSG) {
+		say("halting interrupt IN: %s", strerror(errno));
+		err = 1;
+	}
+	usleep(200000);
+	/* times out (3 s) unless the host cleared the halt and polls again */
+	err |= send_connect();
+	err |= send_valid();
+	say("done int-stall io=%s", err ? "error" : "ok");
+}
+
 static void *commands(void *arg)
 {
 	FILE *f;
@@ -1097,6 +1116,8 @@ static void *commands(void *arg)
 				run_notify_case(arg2);
 		} else if (!strcmp(line, "stall")) {
 			run_stall();
+		} else if (!strcmp(line, "int-stall") && !rndis_mode) {
+			run_int_stall();
 		} else if (!strcmp(line, "valid")) {
 			int n = arg2 ? atoi(arg2) : 1, i, err = 0;
 			for (i = 0; i < n && !err; i++)

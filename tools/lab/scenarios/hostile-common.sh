@@ -73,6 +73,33 @@ run_stall() {
 	cell fault bulk-in-stall $2 "$out: $verdict"
 }
 
+# run_int_stall IF WHO: halt the interrupt endpoint; the host must clear it for the next
+# notifications (link up, speed) to get through, and the data path must go on meanwhile
+# (usbnetd: the halt cleared and counted, the notifications counted, usbnetd lives)
+run_int_stall() {
+	p0=$(rxp $1)
+	[ $2 = usbnetd ] && { s0=$(ustat stalls_cleared); n0=$(ustat notifications); }
+	hcmd int-stall || { fail "$2: int-stall did not finish"; cell fault int-stall $2 "device stuck"; return; }
+	if [ $2 = usbnetd ]; then sleep 1.2; else sleep 0.5; fi
+	got=$(($(rxp $1) - p0))
+	if [ "$(kv io "$HDONE")" = ok ]; then notes=taken; else notes="not taken (3 s)"; fi
+	out="notifications after the halt $notes, frame after: $got"
+	verdict=ok
+	[ "$notes" = taken ] || verdict="halt not cleared"
+	[ $got = 1 ] || verdict="$verdict; frame after the halt: $got (want 1)"
+	if [ $2 = usbnetd ]; then
+		cleared=$(($(ustat stalls_cleared) - s0))
+		n=$(($(ustat notifications) - n0))
+		out="$out, $cleared stall(s) cleared, $n notification(s)"
+		[ $cleared -ge 1 ] || verdict="$verdict; stall not counted"
+		[ $n -ge 2 ] || verdict="$verdict; notifications not counted"
+		is_alive $UPID || verdict="usbnetd DIED"
+		[ "$verdict" = ok ] || fail "usbnetd, interrupt IN stall: $verdict ($out)"
+	fi
+	log "$2 int-stall: $out: $verdict"
+	cell fault int-stall $2 "$out: $verdict"
+}
+
 # finish_table: print the table (case -> usbnetd -> $KDRV), keep it, report, finish
 finish_table() {
 	echo "---- $LAB_SCENARIO table ----"

@@ -65,6 +65,7 @@ run_data() {
 		cell notify $c $_who "$out: $verdict"
 	done
 	run_stall $_if $_who
+	run_int_stall $_if $_who
 }
 
 # kernel_bringup KIND CASE: how cdc_ncm takes the device now plugged (netdev? TX?)
