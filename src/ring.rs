@@ -773,19 +773,15 @@ struct TxStep {
 impl TxState {
     /// Whether OUT completions are left uncollected for now: only once half the slots are
     /// in flight (or a frame waits, or a halt is pending) is the endpoint polled.
-    /// A completion already in user space is always taken: it costs no system call, and
-    /// it may be a stall that must stop frames from going into the halted endpoint.
     fn lazy(&self) -> bool {
-        self.free.len() * 2 > self.slots
-            && self.carry.is_none()
-            && !self.halting
-            && !self.side.bulk_out.has_completion()
+        self.free.len() * 2 > self.slots && self.carry.is_none() && !self.halting
     }
 
-    /// An OUT completion the next step would take waits in user space (see
-    /// [`RxState::has_completion`]).
+    /// An OUT completion waits in user space (see [`RxState::has_completion`]): the next
+    /// step takes it, lazy or not (it costs no system call, and it may be a stall that
+    /// must stop frames from going into the halted endpoint).
     fn wants_completion(&self) -> bool {
-        !self.lazy() && self.side.bulk_out.has_completion()
+        self.side.bulk_out.has_completion()
     }
 
     fn new(side: TxSide, cfg: RingConfig) -> TxState {
@@ -823,9 +819,9 @@ impl TxState {
     /// Take every OUT completion that is ready: free its slot, act on its status.
     /// `Ok(true)` if there was any.
     fn collect(&mut self, waker: &Waker, stats: &Stats, stop: &Stop) -> Result<bool, Exit> {
-        let mut worked = false;
+        let mut any = false;
         while let Some(c) = next(self.side.bulk_out.as_mut(), waker) {
-            worked = true;
+            any = true;
             let is_zlp = c.buffer.capacity() == 0;
             match c.status {
                 Ok(()) => self.errors.ok(),
@@ -866,16 +862,23 @@ impl TxState {
                 self.free.push(v);
             }
         }
-        Ok(worked)
+        Ok(any)
     }
 
     fn step(&mut self, waker: &Waker, stats: &Stats, stop: &Stop) -> Result<TxStep, Exit> {
         // 1. Completions free slots. They are collected lazily: only once half the slots
-        // are in flight (or a frame waits, or a halt is pending, or a completion already
-        // waits in user space) is the endpoint polled. Light traffic (ACKs) then costs no
-        // collection per OUT transfer (and, with a waker-driven pipe, no wake-up either; a
-        // usbfs fd wakes for any completion).
-        let mut worked = !self.lazy() && self.collect(waker, stats, stop)?;
+        // are in flight (or a frame waits, or a halt is pending) is the endpoint polled.
+        // Light traffic (ACKs) then costs no collection per OUT transfer (and, with a
+        // waker-driven pipe, no wake-up either; a usbfs fd wakes for any completion).
+        // Completions already in user space are taken even when lazy (no system call; one
+        // may be a stall), but as no work to loop again for, which would cost a reap and a
+        // TAP read per wake-up of light traffic: what they free is used below.
+        let mut worked = false;
+        if !self.lazy() {
+            worked = self.collect(waker, stats, stop)?;
+        } else if self.side.bulk_out.has_completion() {
+            self.collect(waker, stats, stop)?;
+        }
         if self.halting && self.side.bulk_out.pending() == 0 {
             match self.side.bulk_out.clear_halt() {
                 Ok(()) => Stats::add(&stats.stalls_cleared, 1),
@@ -940,7 +943,7 @@ impl TxState {
                     // (left lazily, or not reaped yet): the stop is counted only when
                     // every slot really is in flight.
                     self.side.bulk_out.reap();
-                    worked |= self.collect(waker, stats, stop)?;
+                    self.collect(waker, stats, stop)?;
                 }
                 match self.free.pop() {
                     Some(mut v) if !self.halting => {

@@ -23,6 +23,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -240,6 +241,10 @@ fn ep_index(addr: u8) -> usize {
 pub struct Device {
     fd: Arc<OwnedFd>,
     reaped: Mutex<Reaped>,
+    /// The length of each endpoint's queue in `reaped`, written under its lock and read
+    /// without it: the ring asks "anything waiting?" on every step, which must not cost a
+    /// lock (two atomic read-modify-writes, a helper call each under the lab's TCG).
+    ready: [AtomicU32; 32],
 }
 
 /// Map an errno from usbfs to a transfer error (URB status or ioctl failure).
@@ -275,6 +280,7 @@ impl Device {
                 in_flight: HashSet::default(),
                 spare: Vec::new(),
             }),
+            ready: std::array::from_fn(|_| AtomicU32::new(0)),
         }))
     }
 
@@ -445,7 +451,7 @@ impl Device {
                 // `ptr` came from `Box::into_raw` just above.
                 let mut urb = unsafe { Box::from_raw(ptr) };
                 let c = completion(&mut urb, Err(transfer_error(e.raw_os_error().unwrap_or(0))));
-                reaped.queues[ep_index(endpoint)].push_back(c);
+                self.queue(&mut reaped, endpoint, c);
                 reaped.spare.push(urb);
             }
         }
@@ -481,7 +487,7 @@ impl Device {
             // An IN buffer keeps its full (initialised) length: the data is
             // `buffer[..actual_len]`, and resubmitting it needs no re-initialisation.
             let c = completion(&mut urb, status);
-            reaped.queues[ep_index(ep)].push_back(c);
+            self.queue(reaped, ep, c);
             reaped.spare.push(urb);
         }
     }
@@ -491,7 +497,24 @@ impl Device {
     /// ready, so a step that finds nothing costs no `REAPURBNDELAY` returning EAGAIN (the
     /// lab's trace of an idle ping showed two or three of them around every wake-up).
     fn take(&self, endpoint: u8) -> Option<Completion> {
-        self.lock().queues[ep_index(endpoint)].pop_front()
+        let i = ep_index(endpoint);
+        let mut reaped = self.lock();
+        let c = reaped.queues[i].pop_front();
+        self.ready[i].store(reaped.queues[i].len() as u32, Ordering::Relaxed);
+        c
+    }
+
+    /// Append `c` to `endpoint`'s queue (the lock held: `reaped`).
+    fn queue(&self, reaped: &mut Reaped, endpoint: u8, c: Completion) {
+        let i = ep_index(endpoint);
+        reaped.queues[i].push_back(c);
+        self.ready[i].store(reaped.queues[i].len() as u32, Ordering::Relaxed);
+    }
+
+    /// Whether a completion of `endpoint` waits in user space (no lock taken: a reap
+    /// running on another thread may make it true just after).
+    fn has_ready(&self, endpoint: u8) -> bool {
+        self.ready[ep_index(endpoint)].load(Ordering::Relaxed) > 0
     }
 
     /// Reap every completion the kernel has ready onto the endpoints' queues.
@@ -667,7 +690,7 @@ impl Pipe for UsbfsPipe {
         self.dev.reap();
     }
     fn has_completion(&self) -> bool {
-        self.pending > 0 && !self.dev.lock().queues[ep_index(self.address)].is_empty()
+        self.pending > 0 && self.dev.has_ready(self.address)
     }
 }
 
