@@ -53,15 +53,12 @@ pub const ERROR_BREAKER: u32 = 64;
 /// ridden out instead of ending the run.
 pub const BREAKER_SPAN: Duration = Duration::from_secs(1);
 
-/// Pause after a failed transfer before it is resubmitted: short for faults, which come in
-/// bursts during a disconnect that is about to be reported; longer while usbfs refuses
-/// memory, which only another process giving some back can end.
-fn retry_pause(e: TransferError) -> Duration {
-    match e {
-        TransferError::Unknown(n) if n == libc::ENOMEM as u32 => Duration::from_millis(10),
-        _ => Duration::from_millis(1),
-    }
-}
+/// Pause, once per step that had a failed IN transfer to retry, before resubmitting it:
+/// faults come in bursts during a disconnect that is about to be reported. Once per step,
+/// not per failure: the one thread carries both directions, and a ring whose every
+/// resubmission fails (usbfs memory taken by another process) must not sleep a pause per
+/// transfer in a row.
+const RETRY_PAUSE: Duration = Duration::from_millis(1);
 
 /// Counts consecutive failures on one endpoint.
 #[derive(Debug, Default)]
@@ -491,6 +488,8 @@ impl RxState {
     /// Handle every completion that is ready. `Ok(true)` if anything happened.
     fn step(&mut self, waker: &Waker, stats: &Stats, stop: &Stop) -> Result<bool, Exit> {
         let mut worked = false;
+        // A failed transfer to retry was seen: pause once, at the end of the step.
+        let mut pause = false;
         while let Some(c) = next(self.side.bulk_in.as_mut(), waker) {
             worked = true;
             match c.status {
@@ -566,7 +565,7 @@ impl RxState {
                                 breaker_hint(e)
                             )));
                         }
-                        std::thread::sleep(retry_pause(e));
+                        pause = true;
                     }
                 },
             }
@@ -643,7 +642,7 @@ impl RxState {
                                 );
                                 st.off = true;
                             } else {
-                                std::thread::sleep(retry_pause(e));
+                                pause = true;
                             }
                         }
                     },
@@ -668,6 +667,9 @@ impl RxState {
                 }
                 worked = true;
             }
+        }
+        if pause {
+            std::thread::sleep(RETRY_PAUSE);
         }
         for ev in self.events.drain(..) {
             match ev {
