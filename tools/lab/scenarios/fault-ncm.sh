@@ -151,6 +151,8 @@ if is_alive $UPID; then
 		MEM2="runs and carries a ping: $(grep -o 'rx queue [0-9]* x [0-9]* B, tx queue [0-9]* x [0-9]* B' $LAB_RES.usbnetd.log | head -1)"
 	else
 		MEM2="runs, NO traffic"
+		# what the ring saw meanwhile (transfer errors: ENOMEM from usbfs?)
+		log "  usbnetd stats: $(LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json 2>&1 | tr -d ' \n' | cut -c1-700)"
 		fail "usbfs cap 1 MiB, --rx-queue 128: running but no ping"
 	fi
 	_w=$(grep -i 'warn\|error' $LAB_RES.usbnetd.log | sed 's/^\[[^]]*\] //' | head -1)
