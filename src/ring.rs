@@ -260,6 +260,26 @@ fn write_tap(net: &File, stats: &Stats, hdr: &[u8], pkt: &[u8]) {
     }
 }
 
+/// The first failure of a stall on `pipe` (the `what` endpoint): counted once in `errors`,
+/// however many transfers it fails, and the transfers queued behind it are unlinked, as
+/// usbnet does before clearing a halt: a host controller may hold them on the halted
+/// endpoint (xHCI does, where dummy_hcd fails them), and the clear waits for them all.
+fn begin_halt(pipe: &mut dyn Pipe, errors: &std::sync::atomic::AtomicU64, what: &str) {
+    Stats::add(errors, 1);
+    log::warn!("{what} 0x{:02x} stalled; clearing the halt", pipe.address());
+    pipe.cancel_all();
+}
+
+/// Clear the halt on `pipe` once nothing of it is pending; counted when it worked.
+fn end_halt(pipe: &mut dyn Pipe, stats: &Stats, what: &str) -> Result<(), Exit> {
+    match pipe.clear_halt() {
+        Ok(()) => Stats::add(&stats.stalls_cleared, 1),
+        Err(TransferError::Disconnected) => return Err(Exit::Unplugged),
+        Err(e) => log::warn!("clear halt on {what} failed: {e}"),
+    }
+    Ok(())
+}
+
 /// Take the next completion from `pipe` if one is ready (registering `waker` otherwise).
 fn next(pipe: &mut dyn Pipe, waker: &Waker) -> Option<Completion> {
     if pipe.pending() == 0 {
@@ -545,13 +565,8 @@ impl RxState {
                         // One halt, one error: the other transfers in flight come back
                         // failed with it (dummy_hcd fails each with -EPIPE).
                         if !self.halting {
-                            Stats::add(&stats.rx_errors, 1);
-                            log::warn!(
-                                "bulk IN 0x{:02x} stalled; clearing the halt",
-                                self.side.bulk_in.address()
-                            );
+                            begin_halt(self.side.bulk_in.as_mut(), &stats.rx_errors, "bulk IN");
                             self.halting = true;
-                            self.side.bulk_in.cancel_all();
                             // What waits for resubmission waits for the clear too.
                             self.halted.append(&mut self.spare);
                         }
@@ -591,11 +606,7 @@ impl RxState {
             }
         }
         if self.halting && self.side.bulk_in.pending() == 0 {
-            match self.side.bulk_in.clear_halt() {
-                Ok(()) => Stats::add(&stats.stalls_cleared, 1),
-                Err(TransferError::Disconnected) => return Err(Exit::Unplugged),
-                Err(e) => log::warn!("clear halt on bulk IN failed: {e}"),
-            }
+            end_halt(self.side.bulk_in.as_mut(), stats, "bulk IN")?;
             self.halting = false;
             for b in self.halted.drain(..) {
                 self.side.bulk_in.submit(b);
@@ -621,13 +632,8 @@ impl RxState {
                             // As for bulk IN: unlink the other transfer, clear once both
                             // are back (resubmitting each at once kept one pending forever).
                             if !st.halting {
-                                Stats::add(&stats.rx_errors, 1);
-                                log::warn!(
-                                    "interrupt IN 0x{:02x} stalled; clearing the halt",
-                                    int.address()
-                                );
+                                begin_halt(int.as_mut(), &stats.rx_errors, "interrupt IN");
                                 st.halting = true;
-                                int.cancel_all();
                             }
                         }
                         Policy::Retry => {
@@ -654,11 +660,7 @@ impl RxState {
                 }
             }
             if st.halting && int.pending() == 0 {
-                match int.clear_halt() {
-                    Ok(()) => Stats::add(&stats.stalls_cleared, 1),
-                    Err(TransferError::Disconnected) => return Err(Exit::Unplugged),
-                    Err(e) => log::warn!("clear halt on interrupt IN failed: {e}"),
-                }
+                end_halt(int.as_mut(), stats, "interrupt IN")?;
                 st.halting = false;
                 if !st.off {
                     for b in st.held.drain(..) {
@@ -833,16 +835,7 @@ impl TxState {
                     Policy::Cancelled => {}
                     Policy::ClearHalt => {
                         if !self.halting {
-                            // One halt, one error. The transfers queued behind it are
-                            // unlinked before the halt is cleared, as usbnet does: a host
-                            // controller may hold them on the halted endpoint (xHCI
-                            // does) until then, and the clear waits for them all.
-                            Stats::add(&stats.tx_errors, 1);
-                            log::warn!(
-                                "bulk OUT 0x{:02x} stalled; clearing the halt",
-                                self.side.bulk_out.address()
-                            );
-                            self.side.bulk_out.cancel_all();
+                            begin_halt(self.side.bulk_out.as_mut(), &stats.tx_errors, "bulk OUT");
                         }
                         self.halting = true;
                     }
@@ -882,11 +875,7 @@ impl TxState {
             self.collect(waker, stats, stop)?;
         }
         if self.halting && self.side.bulk_out.pending() == 0 {
-            match self.side.bulk_out.clear_halt() {
-                Ok(()) => Stats::add(&stats.stalls_cleared, 1),
-                Err(TransferError::Disconnected) => return Err(Exit::Unplugged),
-                Err(e) => log::warn!("clear halt on bulk OUT failed: {e}"),
-            }
+            end_halt(self.side.bulk_out.as_mut(), stats, "bulk OUT")?;
             self.halting = false;
             worked = true;
         }
