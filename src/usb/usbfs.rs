@@ -37,7 +37,7 @@ use super::{Control, Pipe};
 // ioctl request numbers, from <linux/usbdevice_fs.h> (`_IOC(dir, 'U', nr, size)`), in the
 // asm-generic encoding (x86, ARM, RISC-V, s390x: 14 size bits, NONE 0 / WRITE 1 / READ 2)
 // or the one of powerpc, mips and sparc (13 size bits, NONE 1 / READ 2 / WRITE 4).
-#[cfg(not(any(
+const IOC_LEGACY: bool = cfg!(any(
     target_arch = "powerpc",
     target_arch = "powerpc64",
     target_arch = "mips",
@@ -46,35 +46,14 @@ use super::{Control, Pipe};
     target_arch = "mips64r6",
     target_arch = "sparc",
     target_arch = "sparc64"
-)))]
-mod ioc_bits {
-    pub const SIZE_BITS: u64 = 14;
-    pub const NONE: u64 = 0;
-    pub const WRITE: u64 = 1;
-    pub const READ: u64 = 2;
-}
-#[cfg(any(
-    target_arch = "powerpc",
-    target_arch = "powerpc64",
-    target_arch = "mips",
-    target_arch = "mips64",
-    target_arch = "mips32r6",
-    target_arch = "mips64r6",
-    target_arch = "sparc",
-    target_arch = "sparc64"
-))]
-mod ioc_bits {
-    pub const SIZE_BITS: u64 = 13;
-    pub const NONE: u64 = 1;
-    pub const WRITE: u64 = 4;
-    pub const READ: u64 = 2;
-}
+));
+const IOC_SIZE_BITS: u64 = if IOC_LEGACY { 13 } else { 14 };
+const IOC_NONE: u64 = if IOC_LEGACY { 1 } else { 0 };
+const IOC_WRITE: u64 = if IOC_LEGACY { 4 } else { 1 };
+const IOC_READ: u64 = 2;
 const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
-    (dir << (16 + ioc_bits::SIZE_BITS)) | ((size as u64) << 16) | ((b'U' as u64) << 8) | nr
+    (dir << (16 + IOC_SIZE_BITS)) | ((size as u64) << 16) | ((b'U' as u64) << 8) | nr
 }
-const IOC_NONE: u64 = ioc_bits::NONE;
-const IOC_WRITE: u64 = ioc_bits::WRITE;
-const IOC_READ: u64 = ioc_bits::READ;
 const USBDEVFS_CONTROL: u64 = ioc(IOC_READ | IOC_WRITE, 0, size_of::<CtrlTransfer>());
 const USBDEVFS_SETINTERFACE: u64 = ioc(IOC_READ, 4, size_of::<SetInterface>());
 const USBDEVFS_SETCONFIGURATION: u64 = ioc(IOC_READ, 5, size_of::<u32>());
@@ -830,21 +809,10 @@ mod tests {
     #[test]
     fn ioctl_encoding_follows_the_architecture() {
         // _IOC's layout: direction above the size field, then 'U', then the number.
-        let dir_shift = if cfg!(any(
-            target_arch = "powerpc",
-            target_arch = "powerpc64",
-            target_arch = "mips",
-            target_arch = "mips64",
-            target_arch = "sparc",
-            target_arch = "sparc64"
-        )) {
-            29
-        } else {
-            30
-        };
-        assert_eq!(USBDEVFS_DISCARDURB, (ioc_bits::NONE << dir_shift) | 0x550b);
-        assert_eq!(USBDEVFS_CLEAR_HALT >> dir_shift, ioc_bits::READ);
-        assert_eq!(USBDEVFS_REAPURBNDELAY >> dir_shift, ioc_bits::WRITE);
+        let dir_shift = if IOC_LEGACY { 29 } else { 30 };
+        assert_eq!(USBDEVFS_DISCARDURB, (IOC_NONE << dir_shift) | 0x550b);
+        assert_eq!(USBDEVFS_CLEAR_HALT >> dir_shift, IOC_READ);
+        assert_eq!(USBDEVFS_REAPURBNDELAY >> dir_shift, IOC_WRITE);
         assert_eq!(
             (USBDEVFS_SUBMITURB >> 16) & ((1 << (dir_shift - 16)) - 1),
             size_of::<RawUrb>() as u64
