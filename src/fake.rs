@@ -35,6 +35,25 @@ struct State {
     submissions: u64,
 }
 
+impl State {
+    /// IN: complete the oldest pending transfer with `data` (truncated to its request);
+    /// false when none is pending.
+    fn complete_oldest(&mut self, data: &[u8]) -> bool {
+        let Some(mut b) = self.submitted.pop_front() else {
+            return false;
+        };
+        let n = data.len().min(b.requested_len());
+        b.clear();
+        b.extend_from_slice(&data[..n]);
+        self.done.push_back(Completion {
+            buffer: b,
+            actual_len: n,
+            status: Ok(()),
+        });
+        true
+    }
+}
+
 /// One fake endpoint; clone the [`FakeHandle`] to drive it from the test.
 #[derive(Debug)]
 pub struct FakePipe {
@@ -117,17 +136,9 @@ impl FakeHandle {
     /// Returns false when no transfer is pending.
     pub fn deliver(&self, data: &[u8]) -> bool {
         let mut st = lock(&self.state);
-        let Some(mut b) = st.submitted.pop_front() else {
+        if !st.complete_oldest(data) {
             return false;
-        };
-        let n = data.len().min(b.requested_len());
-        b.clear();
-        b.extend_from_slice(&data[..n]);
-        st.done.push_back(Completion {
-            buffer: b,
-            actual_len: n,
-            status: Ok(()),
-        });
+        }
         self.finish(st);
         true
     }
@@ -141,15 +152,7 @@ impl FakeHandle {
             return false;
         }
         for _ in 0..n {
-            let mut b = st.submitted.pop_front().expect("counted");
-            let k = data.len().min(b.requested_len());
-            b.clear();
-            b.extend_from_slice(&data[..k]);
-            st.done.push_back(Completion {
-                buffer: b,
-                actual_len: k,
-                status: Ok(()),
-            });
+            st.complete_oldest(data);
         }
         drop(st);
         self.fail(TransferError::Stall)
