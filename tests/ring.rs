@@ -467,17 +467,27 @@ struct Tx {
 }
 
 fn start_tx(class: ClassKind, tx_queue: usize, auto: bool) -> Tx {
-    start_tx_with(class, tx_queue, auto, false)
+    start_tx_with(class, tx_queue, auto, false, &[])
 }
 
-/// `vnet`: the network side speaks virtio-net headers (TAP with offloads).
-fn start_tx_with(class: ClassKind, tx_queue: usize, auto: bool, vnet: bool) -> Tx {
+/// `vnet`: the network side speaks virtio-net headers (TAP with offloads). `queued`: frames
+/// already waiting on the network side when the ring starts (one burst).
+fn start_tx_with(
+    class: ClassKind,
+    tx_queue: usize,
+    auto: bool,
+    vnet: bool,
+    queued: &[Vec<u8>],
+) -> Tx {
     let binding = bind(class);
     let mut c = cfg(&binding, 4, tx_queue);
     c.vnet = vnet;
     let (bulk_out, dev) = fake::pipe(0x02, 512);
     dev.set_auto_complete(auto);
     let (file, peer) = net();
+    for f in queued {
+        peer.send(f).unwrap();
+    }
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(Stop::new().unwrap());
     let side = TxSide {
@@ -695,7 +705,7 @@ fn checksums_ok(f: &[u8]) -> bool {
 
 #[test]
 fn ncm_tx_cuts_a_tso_super_packet_into_one_ntb_of_valid_segments() {
-    let tx = start_tx_with(ClassKind::Ncm, 1, false, true);
+    let tx = start_tx_with(ClassKind::Ncm, 1, false, true, &[]);
     let payload: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
     tx.peer.send(&tso_read(&payload)).unwrap();
     wait_until("NTB", || tx.dev.in_flight() == 1);
@@ -720,7 +730,7 @@ fn ncm_tx_cuts_a_tso_super_packet_into_one_ntb_of_valid_segments() {
 #[test]
 fn ecm_tx_carries_segments_across_transfers_without_loss() {
     // One frame per transfer and one slot: the super-packet's segments wait in the carry.
-    let tx = start_tx_with(ClassKind::Ecm, 1, false, true);
+    let tx = start_tx_with(ClassKind::Ecm, 1, false, true, &[]);
     let payload: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
     tx.peer.send(&tso_read(&payload)).unwrap();
     let mut sent = Vec::new();
@@ -938,26 +948,15 @@ fn rx_stall_alone_recovers_with_queued_halts() {
 #[test]
 fn tx_busy_not_counted_when_the_device_has_completed_everything() {
     // auto_complete: every OUT transfer completes as it is submitted, the device is never
-    // behind; a burst of 8 frames queued in the TAP still counts a tx_busy stop.
-    let binding = bind(ClassKind::Ecm);
-    let c = cfg(&binding, 4, 4);
-    let (bulk_out, dev) = fake::pipe(0x02, 512);
-    dev.set_auto_complete(true);
-    let (file, peer) = net();
-    for i in 0..8 {
-        peer.send(&frame(i, 100)).unwrap();
-    }
-    let stats = Arc::new(Stats::default());
-    let stop = Arc::new(Stop::new().unwrap());
-    let side = TxSide {
-        bulk_out: Box::new(bulk_out),
-        tx: binding.tx,
-        net: file,
-    };
-    let t = {
-        let (stats, stop) = (stats.clone(), stop.clone());
-        thread::spawn(move || run_tx(side, c, &stats, &stop))
-    };
+    // behind; a burst of 8 frames queued in the TAP (more than the 4 slots) is no stop.
+    let frames: Vec<Vec<u8>> = (0..8).map(|i| frame(i, 100)).collect();
+    let Tx {
+        dev,
+        peer: _peer,
+        stats,
+        stop,
+        thread: t,
+    } = start_tx_with(ClassKind::Ecm, 4, true, false, &frames);
     wait_until("8 sent", || stats.snapshot().tx_frames == 8);
     assert_eq!(dev.take_sent().len(), 8);
     stop.trigger();
