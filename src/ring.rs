@@ -27,6 +27,7 @@ use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -264,7 +265,7 @@ fn write_tap(net: &File, stats: &Stats, hdr: &[u8], pkt: &[u8]) {
 /// however many transfers it fails, and the transfers queued behind it are unlinked, as
 /// usbnet does before clearing a halt: a host controller may hold them on the halted
 /// endpoint (xHCI does, where dummy_hcd fails them), and the clear waits for them all.
-fn begin_halt(pipe: &mut dyn Pipe, errors: &std::sync::atomic::AtomicU64, what: &str) {
+fn begin_halt(pipe: &mut dyn Pipe, errors: &AtomicU64, what: &str) {
     Stats::add(errors, 1);
     log::warn!("{what} 0x{:02x} stalled; clearing the halt", pipe.address());
     pipe.cancel_all();
@@ -436,10 +437,8 @@ struct RxState {
     cfg: RingConfig,
     drops: RxDrops,
     events: Vec<LinkEvent>,
-    /// Buffers held back while a halt is being cleared.
-    halted: Vec<Buffer>,
-    halting: bool,
-    errors: Breaker,
+    /// The bulk IN endpoint's halt and error state.
+    bulk: InState,
     /// Received buffers not yet resubmitted: they go back in a batch once more than
     /// [`RxState::spare_max`] wait, so that a lone frame's TAP write is not followed by a
     /// submission before the thread sleeps and the woken reader gets the CPU.
@@ -450,20 +449,49 @@ struct RxState {
     /// The TAP starts without carrier when the class reports it; act on changes only
     /// (some devices repeat NETWORK_CONNECTION many times a second).
     carrier: Option<bool>,
-    /// The interrupt endpoint's error state.
-    int: IntState,
+    /// The interrupt endpoint's halt and error state.
+    int: InState,
 }
 
-/// The interrupt endpoint's error state.
+/// An IN endpoint's halt and error state (bulk IN, interrupt IN).
 #[derive(Default)]
-struct IntState {
+struct InState {
     /// A stall is being cleared: completions are held until none is pending.
     halting: bool,
     /// Buffers held back meanwhile (or for good, once `off`).
     held: Vec<Buffer>,
     errors: Breaker,
-    /// Its breaker tripped: no longer resubmitted.
+    /// Its breaker tripped: no longer resubmitted (the interrupt endpoint only; bulk IN
+    /// ends the run instead).
     off: bool,
+}
+
+impl InState {
+    /// A stall on `pipe`: begin clearing it unless that is under way. `true` if it began.
+    fn begin_halt(&mut self, pipe: &mut dyn Pipe, errors: &AtomicU64, what: &str) -> bool {
+        if self.halting {
+            return false;
+        }
+        begin_halt(pipe, errors, what);
+        self.halting = true;
+        true
+    }
+
+    /// Once nothing of `pipe` is pending, clear its halt and resubmit what was held.
+    /// `Ok(true)` if it did.
+    fn end_halt(&mut self, pipe: &mut dyn Pipe, stats: &Stats, what: &str) -> Result<bool, Exit> {
+        if !self.halting || pipe.pending() > 0 {
+            return Ok(false);
+        }
+        end_halt(pipe, stats, what)?;
+        self.halting = false;
+        if !self.off {
+            for b in self.held.drain(..) {
+                pipe.submit(b);
+            }
+        }
+        Ok(true)
+    }
 }
 
 impl RxState {
@@ -473,15 +501,13 @@ impl RxState {
             cfg,
             drops: RxDrops::default(),
             events: Vec::new(),
-            halted: Vec::new(),
-            halting: false,
-            errors: Breaker::default(),
+            bulk: InState::default(),
             spare: Vec::new(),
             // between steps at most a quarter of the ring (and at most 8) waits here
             spare_max: (cfg.rx_queue / 4).min(8),
             gro: cfg.vnet.then(Gro::new),
             carrier: None,
-            int: IntState::default(),
+            int: InState::default(),
         }
     }
 
@@ -514,7 +540,7 @@ impl RxState {
             worked = true;
             match c.status {
                 Ok(()) => {
-                    self.errors.ok();
+                    self.bulk.errors.ok();
                     Stats::add(&stats.rx_transfers, 1);
                     let data = &c.buffer[..c.actual_len.min(c.buffer.len())];
                     let before = self.drops;
@@ -564,19 +590,21 @@ impl RxState {
                     Policy::ClearHalt => {
                         // One halt, one error: the other transfers in flight come back
                         // failed with it (dummy_hcd fails each with -EPIPE).
-                        if !self.halting {
-                            begin_halt(self.side.bulk_in.as_mut(), &stats.rx_errors, "bulk IN");
-                            self.halting = true;
+                        if self.bulk.begin_halt(
+                            self.side.bulk_in.as_mut(),
+                            &stats.rx_errors,
+                            "bulk IN",
+                        ) {
                             // What waits for resubmission waits for the clear too.
-                            self.halted.append(&mut self.spare);
+                            self.bulk.held.append(&mut self.spare);
                         }
                     }
                     Policy::Retry => {
                         Stats::add(&stats.rx_errors, 1);
-                        if self.errors.failed() {
+                        if self.bulk.errors.failed() {
                             return Err(Exit::Failed(format!(
                                 "{} bulk IN transfers failed in a row (last: {e}){}",
-                                self.errors.in_row,
+                                self.bulk.errors.in_row,
                                 breaker_hint(e)
                             )));
                         }
@@ -584,8 +612,8 @@ impl RxState {
                     }
                 },
             }
-            if self.halting {
-                self.halted.push(c.buffer);
+            if self.bulk.halting {
+                self.bulk.held.push(c.buffer);
             } else {
                 self.spare.push(c.buffer);
             }
@@ -600,19 +628,14 @@ impl RxState {
         }
         // Resubmit after the frames are written, and only once several wait: between
         // steps at least `rx_queue - spare_max` transfers stay in flight.
-        if self.spare.len() > self.spare_max && !self.halting {
+        if self.spare.len() > self.spare_max && !self.bulk.halting {
             for b in self.spare.drain(..) {
                 self.side.bulk_in.submit(b);
             }
         }
-        if self.halting && self.side.bulk_in.pending() == 0 {
-            end_halt(self.side.bulk_in.as_mut(), stats, "bulk IN")?;
-            self.halting = false;
-            for b in self.halted.drain(..) {
-                self.side.bulk_in.submit(b);
-            }
-            worked = true;
-        }
+        worked |= self
+            .bulk
+            .end_halt(self.side.bulk_in.as_mut(), stats, "bulk IN")?;
         if let Some(int) = self.side.interrupt.as_mut() {
             let st = &mut self.int;
             while let Some(c) = next(int.as_mut(), waker) {
@@ -631,10 +654,7 @@ impl RxState {
                         Policy::ClearHalt => {
                             // As for bulk IN: unlink the other transfer, clear once both
                             // are back (resubmitting each at once kept one pending forever).
-                            if !st.halting {
-                                begin_halt(int.as_mut(), &stats.rx_errors, "interrupt IN");
-                                st.halting = true;
-                            }
+                            st.begin_halt(int.as_mut(), &stats.rx_errors, "interrupt IN");
                         }
                         Policy::Retry => {
                             Stats::add(&stats.rx_errors, 1);
@@ -659,16 +679,7 @@ impl RxState {
                     int.submit(c.buffer);
                 }
             }
-            if st.halting && int.pending() == 0 {
-                end_halt(int.as_mut(), stats, "interrupt IN")?;
-                st.halting = false;
-                if !st.off {
-                    for b in st.held.drain(..) {
-                        int.submit(b);
-                    }
-                }
-                worked = true;
-            }
+            worked |= st.end_halt(int.as_mut(), stats, "interrupt IN")?;
         }
         if pause {
             std::thread::sleep(RETRY_PAUSE);
