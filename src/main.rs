@@ -90,13 +90,6 @@ struct RunArgs {
     #[arg(long, value_name = "POLICY", default_value = "batch",
           value_parser = ["batch", "normal"])]
     sched: String,
-    /// Busy polling, in microseconds: after the last transfer or frame, keep looking for
-    /// completions and frames this long instead of sleeping, so that a reply arriving
-    /// meanwhile costs no wake-up (as the kernel's net.core.busy_poll). Lower latency for
-    /// a busy CPU; 0 (the default) always sleeps.
-    #[arg(long, value_name = "USEC", default_value_t = 0,
-          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
-    busy_poll: u32,
     /// Record what crosses the bus into this pcap file (tshark/Wireshark read it; no root
     /// or usbmon needed).
     #[arg(long, value_name = "FILE")]
@@ -209,7 +202,6 @@ fn cmd_run(a: RunArgs) -> CmdResult {
         no_offload: a.no_offload,
         nice: a.nice,
         sched_batch: a.sched == "batch",
-        busy_poll: std::time::Duration::from_micros(a.busy_poll.into()),
         stats_dir: a.stats_dir,
         pcap: a.pcap,
         pcap_link: a.pcap_link.parse()?,

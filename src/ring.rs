@@ -332,10 +332,6 @@ pub struct RingConfig {
     /// The network fd is a TAP with `IFF_VNET_HDR`: every frame read or written carries a
     /// virtio-net header, and reads may be TCP super-packets (TSO) or need a checksum.
     pub vnet: bool,
-    /// Busy polling: for this long after the last transfer or frame, look for work with
-    /// zero-timeout polls instead of sleeping (zero: always sleep). A reply that comes
-    /// back within it is taken without a wake-up, at the price of a busy CPU meanwhile.
-    pub busy_poll: Duration,
 }
 
 /// Linux caps all in-flight usbfs memory at `usbfs_memory_mb` (16 MiB by default, shared by
@@ -405,7 +401,6 @@ impl RingConfig {
             tx_transfer_size,
             max_frame,
             vnet: false,
-            busy_poll: Duration::ZERO,
         }
     }
 }
@@ -1084,8 +1079,6 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
     rx.watch(&mut sleeper);
     sleeper.watch(tx.side.bulk_out.as_ref());
     rx.start();
-    let busy_poll = cfg.busy_poll;
-    let mut last_work = Instant::now();
     let exit = loop {
         let r = rx.step(&sleeper.waker, stats, stop);
         let t = tx.step(&sleeper.waker, stats, stop);
@@ -1094,9 +1087,6 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
             (Ok(rw), Ok(t)) => (rw, t),
         };
         if rw || t.worked {
-            if !busy_poll.is_zero() {
-                last_work = Instant::now();
-            }
             // Busy: take what completed meanwhile without a poll. A frame written up ran
             // the stack's receive path in this thread, which often queues a frame to
             // send (an ACK for data, more data for an ACK): read the network again.
@@ -1106,17 +1096,8 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
             }
         } else if !rx.has_completion() && !tx.wants_completion() {
             let net = tx.side.net.clone();
-            // Busy polling: the same poll with a zero timeout, so the thread never leaves
-            // the CPU while it waits for what it just sent to be answered.
-            let spin = !busy_poll.is_zero() && last_work.elapsed() < busy_poll;
-            let timeout = spin.then_some(Duration::ZERO);
-            let woken = sleeper.sleep(Some(stop), t.room.then_some(&*net), timeout);
-            let counter = if spin {
-                &stats.busy_polls
-            } else {
-                &stats.wakeups
-            };
-            Stats::add(counter, 1);
+            let woken = sleeper.sleep(Some(stop), t.room.then_some(&*net), None);
+            Stats::add(&stats.wakeups, 1);
             if woken.stop {
                 break Exit::Stopped;
             }
@@ -1125,10 +1106,6 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
                 // Completions may belong to a pipe the next steps do not poll (TX polls
                 // its completions lazily): move them to their queues so the fd calms.
                 rx.side.bulk_in.reap();
-            } else if spin && !woken.net {
-                // Nothing yet: let any other runnable task on this CPU go first (on a CPU
-                // of its own the thread comes straight back).
-                std::thread::yield_now();
             }
         }
     };

@@ -52,8 +52,6 @@ pub struct RunOptions {
     pub nice: i32,
     /// Run the datapath as SCHED_BATCH (`--sched batch`, the default).
     pub sched_batch: bool,
-    /// Busy polling window of the datapath (zero: always sleep; see [`RingConfig`]).
-    pub busy_poll: std::time::Duration,
     /// Directory for the stats file.
     pub stats_dir: PathBuf,
     /// Record what crosses the bus (or the frames) into this pcap file.
@@ -447,7 +445,6 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         cfg.vnet = tap.offload();
         cfg.rx_queue = opts.rx_queue.unwrap_or(cfg.rx_queue);
         cfg.tx_queue = opts.tx_queue.unwrap_or(cfg.tx_queue);
-        cfg.busy_poll = opts.busy_poll;
         if let Some(line) = usbfs_memory_mb().and_then(|mb| cfg.fit_usbfs_cap(mb)) {
             log::warn!("{line}");
         }
@@ -465,12 +462,6 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             cfg.tx_queue,
             cfg.tx_transfer_size,
         );
-        if !cfg.busy_poll.is_zero() {
-            log::info!(
-                "busy polling {} µs after the last transfer before sleeping",
-                cfg.busy_poll.as_micros()
-            );
-        }
         crate::sdnotify::ready(&format!("{} up on {devname}", tap.name()));
         let stats = Arc::new(Stats::default());
         let mut stats_file = StatsFile::new(&opts.stats_dir, tap.name());

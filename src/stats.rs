@@ -15,9 +15,7 @@ macro_rules! counters {
         }
 
         /// A copy of [`Stats`] at one moment, for JSON and display.
-        /// Counters missing from the file (written by another version) read as 0.
         #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(default)]
         pub struct Snapshot {
             $($(#[$doc])* pub $name: u64,)*
         }
@@ -83,8 +81,6 @@ counters! {
     /// Times the datapath thread woke from `poll(2)`: transfers per wake-up show how well
     /// completions batch.
     wakeups,
-    /// Zero-timeout polls made instead of sleeping while busy polling (`--busy-poll`).
-    busy_polls,
     /// Last reported downstream speed (bit/s), 0 when unknown.
     speed_down_bps,
     /// Last reported upstream speed (bit/s), 0 when unknown.

@@ -14,7 +14,7 @@ use nusb::transfer::TransferError;
 use usbnetd::class::{driver_for, Binding, BusFacts};
 use usbnetd::fake::{self, FakeControl, FakeHandle};
 use usbnetd::probe::{ClassKind, NetFunction};
-use usbnetd::ring::{run, run_rx, run_tx, Exit, RingConfig, RxSide, Stop, TxSide};
+use usbnetd::ring::{run_rx, run_tx, Exit, RingConfig, RxSide, Stop, TxSide};
 use usbnetd::stats::Stats;
 use usbnetd::usb::Control;
 use usbnetd::wire::{self, RxLimits};
@@ -116,7 +116,6 @@ fn cfg(binding: &Binding, rx_queue: usize, tx_queue: usize) -> RingConfig {
         tx_transfer_size: binding.link.tx_transfer_size,
         max_frame: 1514,
         vnet: false,
-        busy_poll: Duration::ZERO,
     }
 }
 
@@ -339,7 +338,6 @@ fn ring_cfg(rx_queue: usize, tx_queue: usize, size: usize) -> RingConfig {
         tx_transfer_size: size,
         max_frame: 1514,
         vnet: false,
-        busy_poll: Duration::ZERO,
     }
 }
 
@@ -1033,136 +1031,5 @@ fn tx_frames_read_after_a_reported_stall_are_not_sent_into_the_halt() {
         sent,
         (1..8).collect::<Vec<_>>(),
         "frames read after the stall was reported were lost"
-    );
-}
-
-/// Both directions in one thread ([`run`]), ECM, OUT transfers completed by the device at
-/// once, with `busy_poll` as the window.
-struct Both {
-    inp: FakeHandle,
-    out: FakeHandle,
-    peer: UnixDatagram,
-    stats: Arc<Stats>,
-    stop: Arc<Stop>,
-    thread: thread::JoinHandle<Exit>,
-}
-
-fn start_both(busy_poll: Duration) -> Both {
-    let binding = bind(ClassKind::Ecm);
-    let mut c = cfg(&binding, 4, 4);
-    c.busy_poll = busy_poll;
-    let (bulk_in, inp) = fake::pipe(0x81, 512);
-    let (bulk_out, out) = fake::pipe(0x02, 512);
-    out.set_auto_complete(true);
-    let (file, peer) = net();
-    let stats = Arc::new(Stats::default());
-    let stop = Arc::new(Stop::new().unwrap());
-    let rx = RxSide {
-        bulk_in: Box::new(bulk_in),
-        interrupt: None,
-        rx: binding.rx,
-        status: binding.status,
-        net: file.clone(),
-        on_carrier: Box::new(|_| {}),
-    };
-    let tx = TxSide {
-        bulk_out: Box::new(bulk_out),
-        tx: binding.tx,
-        net: file,
-    };
-    let thread = {
-        let (stats, stop) = (stats.clone(), stop.clone());
-        thread::spawn(move || run(rx, tx, c, &stats, &stop))
-    };
-    wait_until("RX ring to fill", || inp.in_flight() == 4);
-    Both {
-        inp,
-        out,
-        peer,
-        stats,
-        stop,
-        thread,
-    }
-}
-
-/// One request out through the ring and its reply back in, as a ping makes them.
-fn ping(b: &Both, i: u32) {
-    let req = frame(i, 98);
-    b.peer.send(&req).unwrap();
-    wait_until("the request on the bus", || b.out.take_sent().len() == 1);
-    let reply = frame(i | 0x8000_0000, 98);
-    assert!(b.inp.deliver(&reply));
-    let mut buf = [0u8; 2048];
-    let n = b.peer.recv(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &reply[..]);
-}
-
-#[test]
-fn without_busy_polling_an_idle_ring_sleeps_between_pings() {
-    let b = start_both(Duration::ZERO);
-    for i in 0..5 {
-        ping(&b, i);
-        thread::sleep(Duration::from_millis(20));
-    }
-    let s = b.stats.snapshot();
-    assert_eq!(s.busy_polls, 0);
-    assert!(s.wakeups >= 5, "{} wake-ups for 5 pings", s.wakeups);
-    b.stop.trigger();
-    assert_eq!(
-        join_within(b.thread, Duration::from_secs(1)),
-        Some(Exit::Stopped)
-    );
-}
-
-#[test]
-fn busy_polling_takes_request_and_reply_without_sleeping_and_still_stops() {
-    let b = start_both(Duration::from_secs(30));
-    for i in 0..5 {
-        ping(&b, i);
-        thread::sleep(Duration::from_millis(20));
-    }
-    wait_until("counters", || b.stats.snapshot().rx_frames == 5);
-    let s = b.stats.snapshot();
-    assert_eq!(s.wakeups, 0, "slept while busy polling");
-    assert!(s.busy_polls > 0);
-    assert_eq!(s.tx_frames, 5);
-    let t0 = Instant::now();
-    b.stop.trigger();
-    assert_eq!(
-        join_within(b.thread, Duration::from_secs(1)),
-        Some(Exit::Stopped)
-    );
-    assert!(
-        t0.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        t0.elapsed()
-    );
-}
-
-#[test]
-fn busy_polling_ends_with_its_window_and_the_ring_sleeps_again() {
-    let b = start_both(Duration::from_millis(30));
-    ping(&b, 0);
-    // The window runs out 30 ms after the last work; then the ring sleeps in poll(2) and
-    // makes no more zero-timeout polls.
-    thread::sleep(Duration::from_millis(200));
-    let spun = b.stats.snapshot().busy_polls;
-    assert!(spun > 0);
-    thread::sleep(Duration::from_millis(100));
-    let s = b.stats.snapshot();
-    assert_eq!(s.busy_polls, spun, "still polling after the window");
-    // The next ping wakes it, and it spins again after that work.
-    let woke = s.wakeups;
-    ping(&b, 1);
-    let s = b.stats.snapshot();
-    assert!(
-        s.wakeups > woke,
-        "the request did not wake the sleeping ring"
-    );
-    wait_until("a new window", || b.stats.snapshot().busy_polls > spun);
-    b.stop.trigger();
-    assert_eq!(
-        join_within(b.thread, Duration::from_secs(1)),
-        Some(Exit::Stopped)
     );
 }
