@@ -838,11 +838,16 @@ impl TxState {
         while let Some(c) = next(self.side.bulk_out.as_mut(), waker) {
             any = true;
             let is_zlp = c.buffer.capacity() == 0;
+            if c.status.is_err() && !stop.is_set() {
+                // The frames it carried (its tag, set at submission) are lost.
+                Stats::add(&stats.tx_drop_error, c.buffer.tag().into());
+            }
             match c.status {
                 Ok(()) => self.errors.ok(),
                 Err(e) => match Policy::of(e) {
                     Policy::Unplugged => return Err(Exit::Unplugged),
                     Policy::Cancelled if stop.is_set() => return Err(Exit::Stopped),
+                    // Unlinked to clear a halt (its frames are counted lost above).
                     Policy::Cancelled => {}
                     Policy::ClearHalt => {
                         if !self.halting {
@@ -1046,6 +1051,7 @@ impl TxState {
             return;
         };
         let zlp = self.side.tx.finish(&mut v);
+        v.set_tag(u32::try_from(self.open_frames).unwrap_or(u32::MAX));
         self.side.bulk_out.submit(v);
         self.submitted += 1;
         Stats::add(&stats.tx_transfers, 1);

@@ -503,7 +503,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         stats_file.write(&stats.snapshot());
         let snap = stats.snapshot();
         log::info!(
-            "{}: {}; rx {} frames, tx {} frames, tx_busy {}, drops rx {}/{}/{} tx {}",
+            "{}: {}; rx {} frames, tx {} frames, tx_busy {}, drops rx {}/{}/{} tx {}/{}",
             tap.name(),
             ring::describe(&exit),
             snap.rx_frames,
@@ -513,6 +513,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             snap.rx_drop_bad_frame,
             snap.rx_drop_tap,
             snap.tx_drop_invalid,
+            snap.tx_drop_error,
         );
         stats_file.remove();
         Ok(Ended {

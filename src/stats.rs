@@ -70,6 +70,9 @@ counters! {
     /// many transfers it failed; collected lazily, so they may show up to half a ring
     /// late).
     tx_errors,
+    /// Frames lost in OUT transfers that failed (or were unlinked to clear a halt): the
+    /// frames behind `tx_errors`.
+    tx_drop_error,
     /// IN transfers that failed (not counting cancellation at exit).
     rx_errors,
     /// Stalled endpoints cleared with CLEAR_FEATURE(ENDPOINT_HALT).

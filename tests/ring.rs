@@ -912,6 +912,8 @@ fn tx_halt_with_transfers_still_queued_is_cleared() {
         "OUT halt not cleared: 3 transfers wait behind it, the ring waits for them"
     );
     assert_eq!(exit, Some(Exit::Stopped));
+    // The stalled frame and the 3 unlinked to clear the halt are lost, and counted so.
+    assert_eq!(tx.stats.snapshot().tx_drop_error, 4);
 }
 
 #[test]
@@ -994,6 +996,29 @@ fn tx_halt_counts_once_and_sending_resumes_after_the_clear() {
         (1, 1),
         "one halt, one error"
     );
+    assert_eq!(s.tx_drop_error, 4, "the 4 frames the halt failed");
+}
+
+#[test]
+fn ncm_tx_counts_every_frame_of_a_failed_ntb_as_lost() {
+    let tx = start_tx(ClassKind::Ncm, 1, false);
+    tx.peer.send(&frame(0, 100)).unwrap();
+    wait_until("first NTB", || tx.dev.in_flight() == 1);
+    // 5 frames wait in the TAP while the only slot is busy, then go out in one NTB.
+    for i in 1..6 {
+        tx.peer.send(&frame(i, 300)).unwrap();
+    }
+    thread::sleep(Duration::from_millis(20));
+    assert_eq!(tx.dev.complete_out(1), 1);
+    wait_until("second NTB", || tx.stats.snapshot().tx_transfers == 2);
+    assert!(tx.dev.fail(TransferError::Fault));
+    wait_until("the failure collected", || {
+        tx.stats.snapshot().tx_errors == 1
+    });
+    let s = tx.stats.snapshot();
+    tx.stop.trigger();
+    tx.thread.join().unwrap();
+    assert_eq!((s.tx_frames, s.tx_drop_error), (6, 5));
 }
 
 #[test]

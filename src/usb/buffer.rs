@@ -24,10 +24,12 @@ use std::sync::{Arc, Mutex};
 use nusb::transfer::TransferError;
 
 /// A transfer's memory: the filled part (`len`), what an IN transfer asks for
-/// (`requested_len`) and what it can hold (`capacity`).
+/// (`requested_len`) and what it can hold (`capacity`), and a tag the submitter may set
+/// (as an URB's `context`), which comes back with the completion.
 pub struct Buffer {
     mem: Mem,
     requested: usize,
+    tag: u32,
 }
 
 enum Mem {
@@ -48,7 +50,18 @@ impl Buffer {
         Buffer {
             mem: Mem::Heap(Vec::with_capacity(requested_len)),
             requested: requested_len,
+            tag: 0,
         }
+    }
+
+    /// The submitter's tag (0 unless set).
+    pub fn tag(&self) -> u32 {
+        self.tag
+    }
+
+    /// Set the submitter's tag.
+    pub fn set_tag(&mut self, tag: u32) {
+        self.tag = tag;
     }
 
     /// Bytes filled.
@@ -215,6 +228,7 @@ impl From<Vec<u8>> for Buffer {
         Buffer {
             requested: v.len(),
             mem: Mem::Heap(v),
+            tag: 0,
         }
     }
 }
@@ -333,6 +347,7 @@ impl Region {
                 len: 0,
             }),
             requested: self.slot,
+            tag: 0,
         })
     }
 
