@@ -482,12 +482,19 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             };
             let (st, sp) = (&*stats, &*stop);
             let (done, finished) = std::sync::mpsc::channel::<()>();
-            let ring = s.spawn(move || {
-                let e = ring::run(rx, tx, cfg, st, sp);
-                sp.trigger();
-                drop(done);
-                e
-            });
+            // Named, so that `top -H` and the lab's placement sampler can tell it apart.
+            let ring = std::thread::Builder::new()
+                .name("usbnetd-ring".into())
+                .spawn_scoped(s, move || {
+                    let e = ring::run(rx, tx, cfg, st, sp);
+                    sp.trigger();
+                    drop(done);
+                    e
+                });
+            let ring = match ring {
+                Ok(r) => r,
+                Err(e) => return Exit::Failed(format!("cannot start the ring thread: {e}")),
+            };
             // The stats file is refreshed every second until the ring is done, and only when
             // a counter moved: an idle link costs no file I/O (in the lab a rewrite took ~2 ms
             // of CPU). This thread sleeps in between (the ring's end, or its panic, closes

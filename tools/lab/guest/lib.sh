@@ -294,6 +294,43 @@ prof_stop() {
 	return 0
 }
 
+# psr PID_OR_PID/task/TID: the CPU the task last ran on (field 39 of its stat), - if gone
+psr() {
+	read -r _l < /proc/$1/stat 2>/dev/null || { echo -; return; }
+	set -- ${_l##*") "}
+	echo ${37}
+}
+# lab run --env LAB_PLACEMENT=1: while iperf3 runs, which CPU usbnetd's ring thread, the
+# iperf3 client (PID $1) and the server were on, every 0.2 s (reads of /proc only, no
+# fork per sample); place_stop LABEL logs how often they shared a CPU.
+place_start() {
+	[ "${LAB_PLACEMENT:-0}" = 1 ] || return 0
+	_ring=-
+	for _t in /proc/${UPID:-0}/task/*; do
+		read -r _c < $_t/comm 2>/dev/null && [ "$_c" = usbnetd-ring ] && _ring=${UPID}/task/${_t##*/}
+	done
+	_srv=$(cat /tmp/iperf3-server.pid 2>/dev/null)
+	(
+		while :; do
+			_r=-
+			[ $_ring != - ] && _r=$(psr $_ring)
+			echo "$_r $(psr $1) $(psr ${_srv:-0})"
+			sleep 0.2
+		done
+	) > /tmp/placement.txt 2>/dev/null &
+	_place_pid=$!
+}
+place_stop() {
+	[ -n "${_place_pid:-}" ] || return 0
+	kill $_place_pid 2>/dev/null
+	wait $_place_pid 2>/dev/null
+	_place_pid=
+	log "placement: $1: $(awk '$2 != "-" { n++; if ($1 == $2) rc++; if ($1 == $3) rs++; if ($2 == $3) cs++;
+		if ($1 != "-" && NR > 1 && $1 != last) mig++; last = $1; ring[$1]++; cli[$2]++ }
+		END { printf "%d samples; ring with client %d, ring with server %d, client with server %d; ring moved %d times; ring on", n, rc, rs, cs, mig;
+			for (c in ring) printf " cpu%s:%d", c, ring[c]; printf "; client on"; for (c in cli) printf " cpu%s:%d", c, cli[c] }' /tmp/placement.txt)"
+}
+
 # iperf_run LABEL [iperf3 args]: sets TPUT (Mbit/s, receiver side) RETR (sender)
 iperf_run() {
 	_label=$1
@@ -302,8 +339,12 @@ iperf_run() {
 	_prof=$(basename $LAB_RES)-$_label
 	_cs0=$(ctxt_snap)
 	prof_start
-	$IPERF3 -c $NET_GADGET -t $LAB_IPERF_SECS -f m --connect-timeout 3000 "$@" > $_f 2>&1
+	$IPERF3 -c $NET_GADGET -t $LAB_IPERF_SECS -f m --connect-timeout 3000 "$@" > $_f 2>&1 &
+	_cpid=$!
+	place_start $_cpid
+	wait $_cpid
 	_rc=$?
+	place_stop $_label
 	prof_stop $_prof
 	_cs1=$(ctxt_snap)
 	# MiB the receiver got: per-MiB switches below, instructions per byte in tbprof-report
