@@ -310,7 +310,10 @@ place_start() {
 		read -r _c < $_t/comm 2>/dev/null && [ "$_c" = usbnetd-ring ] && _ring=${UPID}/task/${_t##*/}
 	done
 	_srv=$(cat /tmp/iperf3-server.pid 2>/dev/null)
+	# the CPU whose hrtimer base holds dummy_hcd's transfer timer (where the bus runs)
+	_bus=$(awk '/^cpu: /{c=$2} /dummy_timer/{print c; exit}' /proc/timer_list 2>/dev/null)
 	(
+		echo "bus ${_bus:--}"
 		while :; do
 			_r=-
 			[ $_ring != - ] && _r=$(psr $_ring)
@@ -325,10 +328,11 @@ place_stop() {
 	kill $_place_pid 2>/dev/null
 	wait $_place_pid 2>/dev/null
 	_place_pid=
-	log "placement: $1: $(awk '$2 != "-" { n++; if ($1 == $2) rc++; if ($1 == $3) rs++; if ($2 == $3) cs++;
-		if ($1 != "-" && NR > 1 && $1 != last) mig++; last = $1; ring[$1]++; cli[$2]++ }
+	log "placement: $1: $(awk '$1 == "bus" { printf "bus timer on cpu%s; ", $2; next } $2 != "-" { n++; if ($1 == $2) rc++; if ($1 == $3) rs++; if ($2 == $3) cs++;
+		if ($1 != "-" && last != "" && $1 != last) mig++; last = $1; ring[$1]++; cli[$2]++; srv[$3]++ }
 		END { printf "%d samples; ring with client %d, ring with server %d, client with server %d; ring moved %d times; ring on", n, rc, rs, cs, mig;
-			for (c in ring) printf " cpu%s:%d", c, ring[c]; printf "; client on"; for (c in cli) printf " cpu%s:%d", c, cli[c] }' /tmp/placement.txt)"
+			for (c in ring) printf " cpu%s:%d", c, ring[c]; printf "; client on"; for (c in cli) printf " cpu%s:%d", c, cli[c];
+			printf "; server on"; for (c in srv) printf " cpu%s:%d", c, srv[c] }' /tmp/placement.txt)"
 }
 
 # iperf_run LABEL [iperf3 args]: sets TPUT (Mbit/s, receiver side) RETR (sender)
