@@ -303,6 +303,21 @@ psr() {
 # lab run --env LAB_PLACEMENT=1: while iperf3 runs, which CPU usbnetd's ring thread, the
 # iperf3 client (PID $1) and the server were on, every 0.2 s (reads of /proc only, no
 # fork per sample); place_stop LABEL logs how often they shared a CPU.
+# lab run --env LAB_PIN_RING=bus|other (2 vCPUs; with LAB_USBNETD_AB, variant b only):
+# once usbnetd is up, before the pings, pin its ring thread to the CPU holding
+# dummy_hcd's transfer timer, or to the other one, to test what placement does
+pin_ring() {
+	[ -n "${LAB_PIN_RING:-}" ] && [ -n "${UPID:-}" ] || return 0
+	[ -z "${LAB_USBNETD_AB:-}" ] || [ "${LAB_VARIANT:-a}" = b ] || return 0
+	_bus=$(awk '/^cpu: /{c=$2} /dummy_timer/{print c; exit}' /proc/timer_list 2>/dev/null)
+	for _t in /proc/$UPID/task/*; do
+		read -r _c < $_t/comm 2>/dev/null && [ "$_c" = usbnetd-ring ] || continue
+		[ -n "$_bus" ] || { log "placement: no dummy_hcd timer to pin against"; return 0; }
+		_pin=$_bus
+		[ "$LAB_PIN_RING" = other ] && _pin=$((1 - _bus))
+		taskset -p -c $_pin ${_t##*/} > /dev/null && log "placement: ring thread pinned to cpu$_pin (bus timer on cpu$_bus)"
+	done
+}
 place_start() {
 	[ "${LAB_PLACEMENT:-0}" = 1 ] || return 0
 	_ring=-
@@ -392,6 +407,7 @@ measure_traffic() {
 	_pid=$1
 	log "traffic: wait for the link"
 	wait_for 15 ping1 $NET_GADGET || die "no ping reply from the gadget ($NET_GADGET) within 15 s"
+	pin_ring
 	wait_for 5 ping1_ns $NET_HOST || die "no ping reply from the host side ($NET_HOST) within 5 s"
 	log "traffic: ping host -> gadget"
 	ping_stats $NET_GADGET 10
