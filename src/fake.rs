@@ -38,6 +38,26 @@ struct State {
 impl State {
     /// IN: complete the oldest pending transfer with `data` (truncated to its request);
     /// false when none is pending.
+    /// OUT: the device took `buf` whole.
+    fn complete_sent(&mut self, buf: Buffer) {
+        self.sent.push(buf.to_vec());
+        let n = buf.len();
+        self.done.push_back(Completion {
+            buffer: buf,
+            actual_len: n,
+            status: Ok(()),
+        });
+    }
+
+    /// `buf` comes back failed with `e`.
+    fn complete_failed(&mut self, buf: Buffer, e: TransferError) {
+        self.done.push_back(Completion {
+            buffer: buf,
+            actual_len: 0,
+            status: Err(e),
+        });
+    }
+
     fn complete_oldest(&mut self, data: &[u8]) -> bool {
         let Some(mut b) = self.submitted.pop_front() else {
             return false;
@@ -99,13 +119,7 @@ impl FakeHandle {
         st.auto_complete = on;
         if on {
             while let Some(b) = st.submitted.pop_front() {
-                st.sent.push(b.to_vec());
-                let n = b.len();
-                st.done.push_back(Completion {
-                    buffer: b,
-                    actual_len: n,
-                    status: Ok(()),
-                });
+                st.complete_sent(b);
             }
         }
         self.finish(st);
@@ -119,13 +133,7 @@ impl FakeHandle {
             let Some(b) = st.submitted.pop_front() else {
                 break;
             };
-            st.sent.push(b.to_vec());
-            let len = b.len();
-            st.done.push_back(Completion {
-                buffer: b,
-                actual_len: len,
-                status: Ok(()),
-            });
+            st.complete_sent(b);
             k += 1;
         }
         self.finish(st);
@@ -172,21 +180,13 @@ impl FakeHandle {
         let Some(b) = st.submitted.pop_front() else {
             return false;
         };
-        st.done.push_back(Completion {
-            buffer: b,
-            actual_len: 0,
-            status: Err(e),
-        });
+        st.complete_failed(b, e);
         if e == TransferError::Stall && st.queue_on_halt {
             st.halted = true;
         } else if e == TransferError::Stall {
             st.halted = true;
             while let Some(b) = st.submitted.pop_front() {
-                st.done.push_back(Completion {
-                    buffer: b,
-                    actual_len: 0,
-                    status: Err(e),
-                });
+                st.complete_failed(b, e);
             }
         }
         self.finish(st);
@@ -198,11 +198,7 @@ impl FakeHandle {
         let mut st = lock(&self.state);
         st.unplugged = true;
         while let Some(b) = st.submitted.pop_front() {
-            st.done.push_back(Completion {
-                buffer: b,
-                actual_len: 0,
-                status: Err(TransferError::Disconnected),
-            });
+            st.complete_failed(b, TransferError::Disconnected);
         }
         self.finish(st);
     }
@@ -260,27 +256,13 @@ impl Pipe for FakePipe {
             st.buffers_seen.push(p);
         }
         if st.unplugged {
-            st.done.push_back(Completion {
-                buffer: buf,
-                actual_len: 0,
-                status: Err(TransferError::Disconnected),
-            });
+            st.complete_failed(buf, TransferError::Disconnected);
         } else if st.halted && st.queue_on_halt {
             st.submitted.push_back(buf);
         } else if st.halted {
-            st.done.push_back(Completion {
-                buffer: buf,
-                actual_len: 0,
-                status: Err(TransferError::Stall),
-            });
+            st.complete_failed(buf, TransferError::Stall);
         } else if st.auto_complete && self.address & 0x80 == 0 {
-            st.sent.push(buf.to_vec());
-            let n = buf.len();
-            st.done.push_back(Completion {
-                buffer: buf,
-                actual_len: n,
-                status: Ok(()),
-            });
+            st.complete_sent(buf);
         } else {
             st.submitted.push_back(buf);
         }
@@ -308,11 +290,7 @@ impl Pipe for FakePipe {
     fn cancel_all(&mut self) {
         let mut st = lock(&self.state);
         while let Some(b) = st.submitted.pop_front() {
-            st.done.push_back(Completion {
-                buffer: b,
-                actual_len: 0,
-                status: Err(TransferError::Cancelled),
-            });
+            st.complete_failed(b, TransferError::Cancelled);
         }
         if let Some(w) = st.waker.take() {
             drop(st);
