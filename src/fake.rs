@@ -36,8 +36,6 @@ struct State {
 }
 
 impl State {
-    /// IN: complete the oldest pending transfer with `data` (truncated to its request);
-    /// false when none is pending.
     /// OUT: the device took `buf` whole.
     fn complete_sent(&mut self, buf: Buffer) {
         self.sent.push(buf.to_vec());
@@ -58,6 +56,8 @@ impl State {
         });
     }
 
+    /// IN: complete the oldest pending transfer with `data` (truncated to its request);
+    /// false when none is pending.
     fn complete_oldest(&mut self, data: &[u8]) -> bool {
         let Some(mut b) = self.submitted.pop_front() else {
             return false;
