@@ -261,26 +261,6 @@ fn write_tap(net: &File, stats: &Stats, hdr: &[u8], pkt: &[u8]) {
     }
 }
 
-/// The first failure of a stall on `pipe` (the `what` endpoint): counted once in `errors`,
-/// however many transfers it fails, and the transfers queued behind it are unlinked, as
-/// usbnet does before clearing a halt: a host controller may hold them on the halted
-/// endpoint (xHCI does, where dummy_hcd fails them), and the clear waits for them all.
-fn begin_halt(pipe: &mut dyn Pipe, errors: &AtomicU64, what: &str) {
-    Stats::add(errors, 1);
-    log::warn!("{what} 0x{:02x} stalled; clearing the halt", pipe.address());
-    pipe.cancel_all();
-}
-
-/// Clear the halt on `pipe` once nothing of it is pending; counted when it worked.
-fn end_halt(pipe: &mut dyn Pipe, stats: &Stats, what: &str) -> Result<(), Exit> {
-    match pipe.clear_halt() {
-        Ok(()) => Stats::add(&stats.stalls_cleared, 1),
-        Err(TransferError::Disconnected) => return Err(Exit::Unplugged),
-        Err(e) => log::warn!("clear halt on {what} failed: {e}"),
-    }
-    Ok(())
-}
-
 /// Take the next completion from `pipe` if one is ready (registering `waker` otherwise).
 fn next(pipe: &mut dyn Pipe, waker: &Waker) -> Option<Completion> {
     if pipe.pending() == 0 {
@@ -438,7 +418,7 @@ struct RxState {
     drops: RxDrops,
     events: Vec<LinkEvent>,
     /// The bulk IN endpoint's halt and error state.
-    bulk: InState,
+    bulk: EpState,
     /// Received buffers not yet resubmitted: they go back in a batch once more than
     /// [`RxState::spare_max`] wait, so that a lone frame's TAP write is not followed by a
     /// submission before the thread sleeps and the woken reader gets the CPU.
@@ -450,40 +430,50 @@ struct RxState {
     /// (some devices repeat NETWORK_CONNECTION many times a second).
     carrier: Option<bool>,
     /// The interrupt endpoint's halt and error state.
-    int: InState,
+    int: EpState,
 }
 
-/// An IN endpoint's halt and error state (bulk IN, interrupt IN).
+/// An endpoint's halt and error state (bulk IN, interrupt IN, bulk OUT).
 #[derive(Default)]
-struct InState {
-    /// A stall is being cleared: completions are held until none is pending.
+struct EpState {
+    /// A stall is being cleared: it is, once nothing of the endpoint is pending.
     halting: bool,
-    /// Buffers held back meanwhile (or for good, once `off`).
+    /// IN: buffers held back meanwhile (or for good, once `off`).
     held: Vec<Buffer>,
     errors: Breaker,
     /// Its breaker tripped: no longer resubmitted (the interrupt endpoint only; bulk IN
-    /// ends the run instead).
+    /// and bulk OUT end the run instead).
     off: bool,
 }
 
-impl InState {
-    /// A stall on `pipe`: begin clearing it unless that is under way. `true` if it began.
+impl EpState {
+    /// A stall on `pipe` (the `what` endpoint), unless its clear is under way: counted
+    /// once in `errors`, however many transfers it fails, and the transfers queued behind
+    /// it are unlinked, as usbnet does before clearing a halt: a host controller may hold
+    /// them on the halted endpoint (xHCI does, where dummy_hcd fails them), and the clear
+    /// waits for them all. `true` if it began.
     fn begin_halt(&mut self, pipe: &mut dyn Pipe, errors: &AtomicU64, what: &str) -> bool {
         if self.halting {
             return false;
         }
-        begin_halt(pipe, errors, what);
+        Stats::add(errors, 1);
+        log::warn!("{what} 0x{:02x} stalled; clearing the halt", pipe.address());
+        pipe.cancel_all();
         self.halting = true;
         true
     }
 
-    /// Once nothing of `pipe` is pending, clear its halt and resubmit what was held.
-    /// `Ok(true)` if it did.
+    /// Once nothing of `pipe` is pending, clear its halt (counted when it worked) and
+    /// resubmit what was held. `Ok(true)` if it did.
     fn end_halt(&mut self, pipe: &mut dyn Pipe, stats: &Stats, what: &str) -> Result<bool, Exit> {
         if !self.halting || pipe.pending() > 0 {
             return Ok(false);
         }
-        end_halt(pipe, stats, what)?;
+        match pipe.clear_halt() {
+            Ok(()) => Stats::add(&stats.stalls_cleared, 1),
+            Err(TransferError::Disconnected) => return Err(Exit::Unplugged),
+            Err(e) => log::warn!("clear halt on {what} failed: {e}"),
+        }
         self.halting = false;
         if !self.off {
             for b in self.held.drain(..) {
@@ -501,13 +491,13 @@ impl RxState {
             cfg,
             drops: RxDrops::default(),
             events: Vec::new(),
-            bulk: InState::default(),
+            bulk: EpState::default(),
             spare: Vec::new(),
             // between steps at most a quarter of the ring (and at most 8) waits here
             spare_max: (cfg.rx_queue / 4).min(8),
             gro: cfg.vnet.then(Gro::new),
             carrier: None,
-            int: InState::default(),
+            int: EpState::default(),
         }
     }
 
@@ -755,8 +745,9 @@ struct TxState {
     /// Transfers submitted so far (ZLPs included): tells a step that it submitted.
     submitted: u64,
     busy: bool,
-    errors: Breaker,
-    halting: bool,
+    /// The bulk OUT endpoint's halt and error state (nothing is held: a failed transfer's
+    /// frames are lost, and its buffer goes back to `free`).
+    ep: EpState,
     /// The network side returned nothing to the last read and `poll(2)` has not reported
     /// it readable since: a step does not read it again (one EAGAIN read fewer on every
     /// wake-up that is for USB completions alone).
@@ -789,7 +780,7 @@ impl TxState {
     /// Whether OUT completions are left uncollected for now: only once half the slots are
     /// in flight (or a frame waits, or a halt is pending) is the endpoint polled.
     fn lazy(&self) -> bool {
-        self.free.len() * 2 > self.slots && self.carry.is_none() && !self.halting
+        self.free.len() * 2 > self.slots && self.carry.is_none() && !self.ep.halting
     }
 
     /// An OUT completion waits in user space (see [`RxState::has_completion`]): the next
@@ -818,8 +809,7 @@ impl TxState {
             open_frames: 0,
             submitted: 0,
             busy: false,
-            errors: Breaker::default(),
-            halting: false,
+            ep: EpState::default(),
             net_drained: false,
             fd_pipe,
         }
@@ -843,24 +833,25 @@ impl TxState {
                 Stats::add(&stats.tx_drop_error, c.buffer.tag().into());
             }
             match c.status {
-                Ok(()) => self.errors.ok(),
+                Ok(()) => self.ep.errors.ok(),
                 Err(e) => match Policy::of(e) {
                     Policy::Unplugged => return Err(Exit::Unplugged),
                     Policy::Cancelled if stop.is_set() => return Err(Exit::Stopped),
                     // Unlinked to clear a halt (its frames are counted lost above).
                     Policy::Cancelled => {}
                     Policy::ClearHalt => {
-                        if !self.halting {
-                            begin_halt(self.side.bulk_out.as_mut(), &stats.tx_errors, "bulk OUT");
-                        }
-                        self.halting = true;
+                        self.ep.begin_halt(
+                            self.side.bulk_out.as_mut(),
+                            &stats.tx_errors,
+                            "bulk OUT",
+                        );
                     }
                     Policy::Retry => {
                         Stats::add(&stats.tx_errors, 1);
-                        if self.errors.failed() {
+                        if self.ep.errors.failed() {
                             return Err(Exit::Failed(format!(
                                 "{} bulk OUT transfers failed in a row (last: {e}){}",
-                                self.errors.in_row,
+                                self.ep.errors.in_row,
                                 breaker_hint(e)
                             )));
                         }
@@ -890,17 +881,15 @@ impl TxState {
         } else if self.side.bulk_out.has_completion() {
             self.collect(waker, stats, stop)?;
         }
-        if self.halting && self.side.bulk_out.pending() == 0 {
-            end_halt(self.side.bulk_out.as_mut(), stats, "bulk OUT")?;
-            self.halting = false;
-            worked = true;
-        }
+        worked |= self
+            .ep
+            .end_halt(self.side.bulk_out.as_mut(), stats, "bulk OUT")?;
 
         // 2. Fill transfers from the network while a slot is free.
         let mut net_empty = false;
         let submitted_before = self.submitted;
         loop {
-            if self.halting {
+            if self.ep.halting {
                 // A stall stops filling until its halt is cleared.
                 break;
             }
@@ -953,7 +942,7 @@ impl TxState {
                     self.collect(waker, stats, stop)?;
                 }
                 match self.free.pop() {
-                    Some(mut v) if !self.halting => {
+                    Some(mut v) if !self.ep.halting => {
                         self.side.tx.begin(&mut v);
                         self.open = Some(v);
                         self.open_frames = 0;
@@ -1032,8 +1021,9 @@ impl TxState {
         // that registers the waker (it is registered only on a poll that finds nothing
         // ready). A pipe with an fd is watched by the sleep itself.
         worked |= !self.fd_pipe && self.submitted != submitted_before;
-        let room =
-            self.carry.is_none() && (self.open.is_some() || !self.free.is_empty()) && !self.halting;
+        let room = self.carry.is_none()
+            && (self.open.is_some() || !self.free.is_empty())
+            && !self.ep.halting;
         if !room {
             // "Drained" is only worth knowing while a sleep watches the network fd, which
             // it does only with room; a frame that came after the EAGAIN must be seen
