@@ -300,33 +300,38 @@ psr() {
 	set -- ${_l##*") "}
 	echo ${37}
 }
-# lab run --env LAB_PLACEMENT=1: while iperf3 runs, which CPU usbnetd's ring thread, the
-# iperf3 client (PID $1) and the server were on, every 0.2 s (reads of /proc only, no
-# fork per sample); place_stop LABEL logs how often they shared a CPU.
+# ring_task: usbnetd's ring thread as PID/task/TID (for psr), - when there is none
+ring_task() {
+	for _t in /proc/${UPID:-0}/task/*; do
+		read -r _c < $_t/comm 2>/dev/null && [ "$_c" = usbnetd-ring ] && { echo ${UPID}/task/${_t##*/}; return; }
+	done
+	echo -
+}
+# bus_cpu: the CPU whose hrtimer base holds dummy_hcd's transfer timer (where the bus
+# runs), empty when it is not armed
+bus_cpu() { awk '/^cpu: /{c=$2} /dummy_timer/{print c; exit}' /proc/timer_list 2>/dev/null; }
 # lab run --env LAB_PIN_RING=bus|other (2 vCPUs; with LAB_USBNETD_AB, variant b only):
 # once usbnetd is up, before the pings, pin its ring thread to the CPU holding
 # dummy_hcd's transfer timer, or to the other one, to test what placement does
 pin_ring() {
 	[ -n "${LAB_PIN_RING:-}" ] && [ -n "${UPID:-}" ] || return 0
 	[ -z "${LAB_USBNETD_AB:-}" ] || [ "${LAB_VARIANT:-a}" = b ] || return 0
-	_bus=$(awk '/^cpu: /{c=$2} /dummy_timer/{print c; exit}' /proc/timer_list 2>/dev/null)
-	for _t in /proc/$UPID/task/*; do
-		read -r _c < $_t/comm 2>/dev/null && [ "$_c" = usbnetd-ring ] || continue
-		[ -n "$_bus" ] || { log "placement: no dummy_hcd timer to pin against"; return 0; }
-		_pin=$_bus
-		[ "$LAB_PIN_RING" = other ] && _pin=$((1 - _bus))
-		taskset -p -c $_pin ${_t##*/} > /dev/null && log "placement: ring thread pinned to cpu$_pin (bus timer on cpu$_bus)"
-	done
+	_ring=$(ring_task)
+	[ $_ring != - ] || return 0
+	_bus=$(bus_cpu)
+	[ -n "$_bus" ] || { log "placement: no dummy_hcd timer to pin against"; return 0; }
+	_pin=$_bus
+	[ "$LAB_PIN_RING" = other ] && _pin=$((1 - _bus))
+	taskset -p -c $_pin ${_ring##*/} > /dev/null && log "placement: ring thread pinned to cpu$_pin (bus timer on cpu$_bus)"
 }
+# lab run --env LAB_PLACEMENT=1: while iperf3 runs, which CPU usbnetd's ring thread, the
+# iperf3 client (PID $1) and the server were on, every 0.2 s (shell reads of /proc: no
+# program started per sample); place_stop LABEL logs how often they shared a CPU.
 place_start() {
 	[ "${LAB_PLACEMENT:-0}" = 1 ] || return 0
-	_ring=-
-	for _t in /proc/${UPID:-0}/task/*; do
-		read -r _c < $_t/comm 2>/dev/null && [ "$_c" = usbnetd-ring ] && _ring=${UPID}/task/${_t##*/}
-	done
+	_ring=$(ring_task)
 	_srv=$(cat /tmp/iperf3-server.pid 2>/dev/null)
-	# the CPU whose hrtimer base holds dummy_hcd's transfer timer (where the bus runs)
-	_bus=$(awk '/^cpu: /{c=$2} /dummy_timer/{print c; exit}' /proc/timer_list 2>/dev/null)
+	_bus=$(bus_cpu)
 	(
 		echo "bus ${_bus:--}"
 		while :; do
