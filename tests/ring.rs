@@ -527,9 +527,10 @@ fn ecm_tx_back_pressure_loses_no_frame_and_counts_tx_busy() {
     };
     // The device is slow: all four slots fill and the ring must stop reading.
     wait_until("OUT ring full", || tx.dev.in_flight() == 4);
-    thread::sleep(Duration::from_millis(20));
+    // A fifth frame finds no slot: the ring stops reading and counts the stop. (Waited for,
+    // not slept on: under load the sender may take a while to queue that fifth frame.)
+    wait_until("a tx_busy stop", || tx.stats.snapshot().tx_busy >= 1);
     assert_eq!(tx.dev.in_flight(), 4, "never more than tx_queue in flight");
-    assert!(tx.stats.snapshot().tx_busy >= 1);
     let mut sent = Vec::new();
     while sent.len() < frames.len() {
         wait_until("a transfer in flight", || tx.dev.in_flight() > 0);
@@ -848,7 +849,10 @@ fn interrupt_stall_is_cleared_and_rx_goes_on() {
     let rx = start_rx(ClassKind::Ncm, 4);
     wait_until("interrupt transfers", || rx.int.in_flight() == 2);
     assert!(rx.int.fail(TransferError::Stall));
-    thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    while rx.int.is_halted() && t0.elapsed() < Duration::from_secs(10) {
+        thread::sleep(Duration::from_millis(1));
+    }
     let halted = rx.int.is_halted();
     // RX bulk must still work
     let delivered = rx.dev.deliver(&frame(9, 100));
@@ -903,7 +907,12 @@ fn tx_halt_with_transfers_still_queued_is_cleared() {
     }
     wait_until("4 in flight", || tx.dev.in_flight() == 4);
     assert!(tx.dev.fail(TransferError::Stall));
-    thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    while (tx.dev.halts_cleared() == 0 || tx.stats.snapshot().tx_drop_error < 4)
+        && t0.elapsed() < Duration::from_secs(10)
+    {
+        thread::sleep(Duration::from_millis(1));
+    }
     let cleared = tx.dev.halts_cleared();
     tx.stop.trigger();
     let exit = join_within(tx.thread, Duration::from_secs(2));
@@ -922,7 +931,14 @@ fn rx_submits_no_spare_buffer_to_a_halting_endpoint() {
     let rx = start_rx(ClassKind::Ecm, 8);
     rx.dev.set_queue_on_halt(true);
     assert!(rx.dev.deliver_then_stall(&frame(1, 100), 3));
-    thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    while (rx.dev.halts_cleared() == 0 || rx.dev.in_flight() < 8)
+        && t0.elapsed() < Duration::from_secs(10)
+    {
+        thread::sleep(Duration::from_millis(1));
+    }
+    // Settle: a spare buffer wrongly submitted would show up as a ninth transfer.
+    thread::sleep(Duration::from_millis(20));
     let cleared = rx.dev.halts_cleared();
     let in_flight = rx.dev.in_flight();
     rx.stop.trigger();
@@ -1038,13 +1054,19 @@ fn tx_frames_read_after_a_reported_stall_are_not_sent_into_the_halt() {
     for i in 4..8 {
         tx.peer.send(&frame(i, 100)).unwrap();
     }
-    thread::sleep(Duration::from_millis(200));
-    let sent: Vec<u32> = tx
-        .dev
-        .take_sent()
-        .iter()
-        .map(|f| u32::from_be_bytes(f[14..18].try_into().unwrap()))
-        .collect();
+    // Collect what goes out until all 7 are there, or 10 s: a lost frame shows as a short
+    // list in the assertion below, not as a timeout.
+    let mut sent: Vec<u32> = Vec::new();
+    let t0 = Instant::now();
+    while sent.len() < 7 && t0.elapsed() < Duration::from_secs(10) {
+        sent.extend(
+            tx.dev
+                .take_sent()
+                .iter()
+                .map(|f| u32::from_be_bytes(f[14..18].try_into().unwrap())),
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
     let s = tx.stats.snapshot();
     tx.stop.trigger();
     tx.thread.join().unwrap();
