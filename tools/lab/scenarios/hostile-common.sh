@@ -51,26 +51,36 @@ carrier() { [ "$(cat /sys/class/net/$1/carrier 2>/dev/null)" = 1 ]; }
 # cell KIND CASE WHO OUTCOME: one cell of the table
 cell() { echo "$1|$2|$3|$4" >> $TABLE; }
 
+# stall_wait WHO: give the host time to clear a halt (usbnetd checks for it between steps)
+stall_wait() { if [ $1 = usbnetd ]; then sleep 1.2; else sleep 0.5; fi; }
+# stall_report WHO CASE WHAT S0: the end of a stall case. For usbnetd, the halt must be
+# cleared (stalls_cleared above S0) and usbnetd alive, or the scenario fails; then the
+# outcome ($out, $verdict) is logged and goes in the table.
+stall_report() {
+	if [ $1 = usbnetd ]; then
+		cleared=$(($(ustat stalls_cleared) - $4))
+		out="$out, $cleared stall(s) cleared"
+		[ $cleared -ge 1 ] || verdict="$verdict; stall not counted"
+		is_alive $UPID || verdict="usbnetd DIED"
+		[ "$verdict" = ok ] || fail "usbnetd, $3: $verdict ($out)"
+	fi
+	log "$1 $2: $out: $verdict"
+	cell fault $2 $1 "$out: $verdict"
+}
+
 # run_stall IF WHO: halt the device's bulk IN; traffic must resume (usbnetd: the halt is
 # cleared and counted, and usbnetd lives)
 run_stall() {
 	p0=$(rxp $1)
+	s0=0
 	[ $2 = usbnetd ] && s0=$(ustat stalls_cleared)
 	hcmd stall
-	if [ $2 = usbnetd ]; then sleep 1.2; else sleep 0.5; fi
+	stall_wait $2
 	got=$(($(rxp $1) - p0))
 	out="$got of 2 frames"
 	verdict=ok
 	[ $got = 2 ] || verdict="traffic did not resume"
-	if [ $2 = usbnetd ]; then
-		cleared=$(($(ustat stalls_cleared) - s0))
-		out="$out, $cleared stall(s) cleared"
-		[ $cleared -ge 1 ] || verdict="$verdict; stall not counted"
-		is_alive $UPID || verdict="usbnetd DIED"
-		[ "$verdict" = ok ] || fail "usbnetd, bulk IN stall: $verdict ($out)"
-	fi
-	log "$2 stall: $out: $verdict"
-	cell fault bulk-in-stall $2 "$out: $verdict"
+	stall_report $2 bulk-in-stall "bulk IN stall" $s0
 }
 
 # run_int_stall IF WHO: halt the interrupt endpoint; the host must clear it for the next
@@ -78,9 +88,10 @@ run_stall() {
 # (usbnetd: the halt cleared and counted, the notifications counted, usbnetd lives)
 run_int_stall() {
 	p0=$(rxp $1)
+	s0=0
 	[ $2 = usbnetd ] && { s0=$(ustat stalls_cleared); n0=$(ustat notifications); }
 	hcmd int-stall || { fail "$2: int-stall did not finish"; cell fault int-stall $2 "device stuck"; return; }
-	if [ $2 = usbnetd ]; then sleep 1.2; else sleep 0.5; fi
+	stall_wait $2
 	got=$(($(rxp $1) - p0))
 	if [ "$(kv io "$HDONE")" = ok ]; then notes=taken; else notes="not taken (3 s)"; fi
 	out="notifications after the halt $notes, frame after: $got"
@@ -88,16 +99,11 @@ run_int_stall() {
 	[ "$notes" = taken ] || verdict="halt not cleared"
 	[ $got = 1 ] || verdict="$verdict; frame after the halt: $got (want 1)"
 	if [ $2 = usbnetd ]; then
-		cleared=$(($(ustat stalls_cleared) - s0))
 		n=$(($(ustat notifications) - n0))
-		out="$out, $cleared stall(s) cleared, $n notification(s)"
-		[ $cleared -ge 1 ] || verdict="$verdict; stall not counted"
+		out="$out, $n notification(s)"
 		[ $n -ge 2 ] || verdict="$verdict; notifications not counted"
-		is_alive $UPID || verdict="usbnetd DIED"
-		[ "$verdict" = ok ] || fail "usbnetd, interrupt IN stall: $verdict ($out)"
 	fi
-	log "$2 int-stall: $out: $verdict"
-	cell fault int-stall $2 "$out: $verdict"
+	stall_report $2 int-stall "interrupt IN stall" $s0
 }
 
 # finish_table: print the table (case -> usbnetd -> $KDRV), keep it, report, finish
