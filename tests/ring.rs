@@ -119,12 +119,21 @@ fn cfg(binding: &Binding, rx_queue: usize, tx_queue: usize) -> RingConfig {
     }
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+/// Poll `f` every millisecond until it holds or 10 s pass; whether it held. For a test
+/// whose own assertion afterwards says better what went wrong than a timeout would.
+fn poll_until(mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return false;
+        }
         thread::sleep(Duration::from_millis(1));
     }
+    true
+}
+
+fn wait_until(what: &str, f: impl FnMut() -> bool) {
+    assert!(poll_until(f), "timed out waiting for {what}");
 }
 
 struct Rx {
@@ -849,10 +858,7 @@ fn interrupt_stall_is_cleared_and_rx_goes_on() {
     let rx = start_rx(ClassKind::Ncm, 4);
     wait_until("interrupt transfers", || rx.int.in_flight() == 2);
     assert!(rx.int.fail(TransferError::Stall));
-    let t0 = Instant::now();
-    while rx.int.is_halted() && t0.elapsed() < Duration::from_secs(10) {
-        thread::sleep(Duration::from_millis(1));
-    }
+    poll_until(|| !rx.int.is_halted());
     let halted = rx.int.is_halted();
     // RX bulk must still work
     let delivered = rx.dev.deliver(&frame(9, 100));
@@ -907,12 +913,7 @@ fn tx_halt_with_transfers_still_queued_is_cleared() {
     }
     wait_until("4 in flight", || tx.dev.in_flight() == 4);
     assert!(tx.dev.fail(TransferError::Stall));
-    let t0 = Instant::now();
-    while (tx.dev.halts_cleared() == 0 || tx.stats.snapshot().tx_drop_error < 4)
-        && t0.elapsed() < Duration::from_secs(10)
-    {
-        thread::sleep(Duration::from_millis(1));
-    }
+    poll_until(|| tx.dev.halts_cleared() > 0 && tx.stats.snapshot().tx_drop_error >= 4);
     let cleared = tx.dev.halts_cleared();
     tx.stop.trigger();
     let exit = join_within(tx.thread, Duration::from_secs(2));
@@ -931,12 +932,7 @@ fn rx_submits_no_spare_buffer_to_a_halting_endpoint() {
     let rx = start_rx(ClassKind::Ecm, 8);
     rx.dev.set_queue_on_halt(true);
     assert!(rx.dev.deliver_then_stall(&frame(1, 100), 3));
-    let t0 = Instant::now();
-    while (rx.dev.halts_cleared() == 0 || rx.dev.in_flight() < 8)
-        && t0.elapsed() < Duration::from_secs(10)
-    {
-        thread::sleep(Duration::from_millis(1));
-    }
+    poll_until(|| rx.dev.halts_cleared() > 0 && rx.dev.in_flight() >= 8);
     // Settle: a spare buffer wrongly submitted would show up as a ninth transfer.
     thread::sleep(Duration::from_millis(20));
     let cleared = rx.dev.halts_cleared();
@@ -1057,16 +1053,15 @@ fn tx_frames_read_after_a_reported_stall_are_not_sent_into_the_halt() {
     // Collect what goes out until all 7 are there, or 10 s: a lost frame shows as a short
     // list in the assertion below, not as a timeout.
     let mut sent: Vec<u32> = Vec::new();
-    let t0 = Instant::now();
-    while sent.len() < 7 && t0.elapsed() < Duration::from_secs(10) {
+    poll_until(|| {
         sent.extend(
             tx.dev
                 .take_sent()
                 .iter()
                 .map(|f| u32::from_be_bytes(f[14..18].try_into().unwrap())),
         );
-        thread::sleep(Duration::from_millis(1));
-    }
+        sent.len() >= 7
+    });
     let s = tx.stats.snapshot();
     tx.stop.trigger();
     tx.thread.join().unwrap();
