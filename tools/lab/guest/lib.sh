@@ -325,8 +325,8 @@ pin_ring() {
 	taskset -p -c $_pin ${_ring##*/} > /dev/null && log "placement: ring thread pinned to cpu$_pin (bus timer on cpu$_bus)"
 }
 # lab run --env LAB_PLACEMENT=1: while iperf3 runs, which CPU usbnetd's ring thread, the
-# iperf3 client (PID $1) and the server were on, every 0.2 s (shell reads of /proc: no
-# program started per sample); place_stop LABEL logs how often they shared a CPU.
+# iperf3 client (PID $1) and the server were on, every 0.2 s (shell reads of /proc: a
+# subshell per read, no program executed); place_stop LABEL logs how often they shared a CPU.
 place_start() {
 	[ "${LAB_PLACEMENT:-0}" = 1 ] || return 0
 	_ring=$(ring_task)
