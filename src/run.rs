@@ -13,7 +13,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::class::{self, BindError, BusFacts};
+use crate::class::{self, BindError, BusFacts, RxMode};
 use crate::descriptor;
 use crate::pcap::{wrap_pipe, XferType};
 use crate::probe::{self, ClassKind, NetFunction};
@@ -498,10 +498,31 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             // The stats file is refreshed every second until the ring is done, and only when
             // a counter moved: an idle link costs no file I/O (in the lab a rewrite took ~2 ms
             // of CPU). This thread sleeps in between (the ring's end, or its panic, closes
-            // the channel).
+            // the channel). Each second it also carries a change of the interface's receive
+            // mode to the device, as the kernel's `set_rx_mode` work does.
+            let mut rx_mode = RxModeWatch::default();
             while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_secs(1))
             {
                 stats_file.refresh(&stats.snapshot());
+                let now = tap
+                    .promiscuous()
+                    .ok()
+                    .map(|promiscuous| RxMode { promiscuous });
+                rx_mode.poll(now, |mode| {
+                    let what = if mode.promiscuous { "on" } else { "off" };
+                    match driver.set_rx_mode(&*ctl, &func, mode) {
+                        Ok(Some(sent)) => log::info!("{}: promiscuous {what}: {sent}", tap.name()),
+                        Ok(None) => log::debug!(
+                            "{}: promiscuous {what}; {} has no receive filter to set",
+                            tap.name(),
+                            func.class
+                        ),
+                        Err(e) => log::warn!(
+                            "{}: promiscuous {what}, but the device refused the filter: {e}",
+                            tap.name()
+                        ),
+                    }
+                });
             }
             ring.join()
                 .unwrap_or(Exit::Failed("ring thread panicked".into()))
@@ -534,6 +555,25 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
     drop(ctl);
     drop(claimed);
     result
+}
+
+/// Carries the interface's receive mode to the device when it changes (promiscuous on or
+/// off); the bring-up programmed the default, not promiscuous.
+#[derive(Debug, Default)]
+struct RxModeWatch {
+    applied: RxMode,
+}
+
+impl RxModeWatch {
+    /// One look at the interface: `now` is its mode, `None` when it could not be read (the
+    /// interface is going away), and `apply` programs the device. A refused request is not
+    /// retried until the mode changes again, as the kernel does not retry it either.
+    fn poll(&mut self, now: Option<RxMode>, apply: impl FnOnce(RxMode)) {
+        if let Some(mode) = now.filter(|m| *m != self.applied) {
+            self.applied = mode;
+            apply(mode);
+        }
+    }
 }
 
 /// The per-instance JSON stats file under [`STATS_DIR`].
@@ -590,6 +630,25 @@ mod tests {
     const EP_TYPE: &[u8] = include_bytes!("../fuzz/seeds/descriptors/hostile-ep-type");
     /// ... with a Union naming interface 5, which does not exist.
     const UNION_MISSING: &[u8] = include_bytes!("../fuzz/seeds/descriptors/hostile-union-missing");
+
+    #[test]
+    fn rx_mode_goes_to_the_device_only_when_it_changes() {
+        let mut watch = RxModeWatch::default();
+        let mut sent = Vec::new();
+        let on = RxMode { promiscuous: true };
+        let off = RxMode::default();
+        // Not promiscuous, as the bring-up left it: nothing to send.
+        watch.poll(Some(off), |m| sent.push(m));
+        assert!(sent.is_empty());
+        watch.poll(Some(on), |m| sent.push(m));
+        watch.poll(Some(on), |m| sent.push(m));
+        // An unreadable interface changes nothing.
+        watch.poll(None, |m| sent.push(m));
+        watch.poll(Some(off), |m| sent.push(m));
+        watch.poll(Some(off), |m| sent.push(m));
+        watch.poll(Some(on), |m| sent.push(m));
+        assert_eq!(sent, vec![on, off, on]);
+    }
 
     #[test]
     fn stats_file_is_rewritten_only_when_a_counter_moved() {

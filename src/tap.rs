@@ -161,6 +161,23 @@ impl Tap {
         sys::tap_set_carrier(&self.file, on)
     }
 
+    /// Whether the interface is promiscuous now: `IFF_PROMISC` in the kernel's own flags
+    /// (`/sys/class/net/NAME/flags`), which count every reason (`ip link set promisc on`,
+    /// a bridge port, a packet socket such as tcpdump's). `SIOCGIFFLAGS` and the netlink
+    /// link flags show only the first. The name is asked of the fd each time, so a
+    /// renamed interface is still found.
+    pub fn promiscuous(&self) -> io::Result<bool> {
+        let name = sys::tap_name(&self.file)?;
+        let text = std::fs::read_to_string(format!("/sys/class/net/{name}/flags"))?;
+        let flags = parse_sysfs_flags(&text).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("/sys/class/net/{name}/flags: {:?}", text.trim()),
+            )
+        })?;
+        Ok(flags & libc::IFF_PROMISC as u32 != 0)
+    }
+
     /// A callback that sets the carrier, for the RX thread.
     pub fn carrier_setter(&self) -> impl FnMut(bool) + Send + 'static {
         let file = self.file.clone();
@@ -181,9 +198,24 @@ pub fn default_name(mac: &Mac) -> String {
     s
 }
 
+/// The hexadecimal flags word sysfs writes (`0x1103\n`).
+pub fn parse_sysfs_flags(text: &str) -> Option<u32> {
+    u32::from_str_radix(text.trim().strip_prefix("0x")?, 16).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sysfs_flags_parse() {
+        // up, broadcast, running, multicast; then the same with IFF_PROMISC.
+        assert_eq!(parse_sysfs_flags("0x1003\n"), Some(0x1003));
+        assert_eq!(parse_sysfs_flags("0x1103"), Some(0x1103));
+        for bad in ["", "1003", "0x", "0xzz", "0x1_0000_0000"] {
+            assert_eq!(parse_sysfs_flags(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn enx_name_fits_ifnamsiz() {

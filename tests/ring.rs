@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nusb::transfer::TransferError;
-use usbnetd::class::{driver_for, Binding, BusFacts};
+use usbnetd::class::{driver_for, Binding, BusFacts, RxMode};
 use usbnetd::fake::{self, FakeControl, FakeHandle};
 use usbnetd::probe::{ClassKind, NetFunction};
 use usbnetd::ring::{run_rx, run_tx, Exit, RingConfig, RxSide, Stop, TxSide};
@@ -89,6 +89,78 @@ fn bind(class: ClassKind) -> Binding {
             },
         )
         .unwrap()
+}
+
+/// SET_ETHERNET_PACKET_FILTER's bRequest (CDC ECM 1.2 §6.2.4).
+const SET_ETHERNET_PACKET_FILTER: u8 = 0x43;
+
+#[test]
+fn promiscuous_mode_reaches_ecm_and_ncm_devices_as_cdc_ether_sends_it() {
+    // The kernel's usbnet_cdc_update_filter: directed 0x04 | broadcast 0x08 | all
+    // multicast 0x02 (any multicast address on the interface, which IPv6 always has),
+    // | promiscuous 0x01 while IFF_PROMISC is set; wIndex = the control interface.
+    for class in [ClassKind::Ecm, ClassKind::Ncm] {
+        let (fake, ctl) = shared(control());
+        let mut drv = driver_for(class).unwrap();
+        let func = function(class);
+        drv.bind(
+            &ctl,
+            &func,
+            BusFacts {
+                max_packet: 512,
+                super_speed: false,
+                identity: 0,
+            },
+        )
+        .unwrap();
+        let filters = |fake: &FakeControl| -> Vec<(u16, u8)> {
+            fake.log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r.0 == SET_ETHERNET_PACKET_FILTER)
+                .map(|r| (r.1, r.2))
+                .collect()
+        };
+        assert_eq!(filters(&fake), vec![(0x0e, 0)], "{class}: at bind");
+        let on = drv
+            .set_rx_mode(&*ctl, &func, RxMode { promiscuous: true })
+            .unwrap();
+        assert_eq!(on.as_deref(), Some("SET_ETHERNET_PACKET_FILTER 0x000f"));
+        drv.set_rx_mode(&*ctl, &func, RxMode::default()).unwrap();
+        assert_eq!(
+            filters(&fake),
+            vec![(0x0e, 0), (0x0f, 0), (0x0e, 0)],
+            "{class}"
+        );
+    }
+    // A device that stalls the request: the error names it, and nothing panics.
+    let mut c = control();
+    c.stalls.push(SET_ETHERNET_PACKET_FILTER);
+    let (_, ctl) = shared(c);
+    let err = driver_for(ClassKind::Ecm)
+        .unwrap()
+        .set_rx_mode(
+            &*ctl,
+            &function(ClassKind::Ecm),
+            RxMode { promiscuous: true },
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("SET_ETHERNET_PACKET_FILTER"),
+        "{err}"
+    );
+    // Classes without a receive filter send nothing (EEM, the subset) or set promiscuous
+    // once at bind (RNDIS, as rndis_host does).
+    for class in [ClassKind::Eem, ClassKind::Subset, ClassKind::Rndis] {
+        let (fake, ctl) = shared(control());
+        let sent = driver_for(class)
+            .unwrap()
+            .set_rx_mode(&*ctl, &function(class), RxMode { promiscuous: true })
+            .unwrap();
+        assert_eq!(sent, None, "{class}");
+        assert!(fake.log.lock().unwrap().is_empty(), "{class}");
+    }
 }
 
 /// (ring end as a File, test end)

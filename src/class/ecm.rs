@@ -4,7 +4,7 @@
 
 use super::{
     mac_from_function, mtu_from_segment_size, BindError, Binding, BusFacts, CdcStatus, ClassDriver,
-    LinkInfo, Refused, RxDrops, RxFixup, TxFixup, ETH_HLEN,
+    LinkInfo, Refused, RxDrops, RxFixup, RxMode, TxFixup, ETH_HLEN,
 };
 use crate::probe::{ClassKind, NetFunction};
 use std::sync::Arc;
@@ -16,10 +16,30 @@ use crate::wire::cdc::{packet_filter, request};
 #[derive(Debug, Default)]
 pub struct Ecm;
 
-/// The packet filter usbnetd asks for: our own address, broadcast, and all multicast
-/// (we program no multicast list, so IPv6 neighbour discovery needs all of it).
-pub const PACKET_FILTER: u16 =
-    packet_filter::DIRECTED | packet_filter::BROADCAST | packet_filter::ALL_MULTICAST;
+/// The CDC packet filter (SET_ETHERNET_PACKET_FILTER's wValue) for `mode`: our own
+/// address, broadcast and all multicast (we program no multicast list, so IPv6 neighbour
+/// discovery needs all of it), and every frame while the interface is promiscuous. The
+/// same bits as the kernel's `usbnet_cdc_update_filter`, which ECM and NCM share.
+pub fn packet_filter_for(mode: RxMode) -> u16 {
+    let base = packet_filter::DIRECTED | packet_filter::BROADCAST | packet_filter::ALL_MULTICAST;
+    if mode.promiscuous {
+        base | packet_filter::PROMISCUOUS
+    } else {
+        base
+    }
+}
+
+/// Send SET_ETHERNET_PACKET_FILTER for `mode` to the control interface `ctrl`; returns
+/// the request as the log names it.
+pub fn set_packet_filter(ctl: &dyn Control, ctrl: u8, mode: RxMode) -> Result<String, BindError> {
+    let filter = packet_filter_for(mode);
+    ctl.class_out(request::SET_ETHERNET_PACKET_FILTER, filter, ctrl, &[])
+        .map_err(|source| BindError::Control {
+            what: "SET_ETHERNET_PACKET_FILTER",
+            source,
+        })?;
+    Ok(format!("SET_ETHERNET_PACKET_FILTER {filter:#06x}"))
+}
 
 /// Round `n` up to a non-zero multiple of `m`.
 pub fn round_up(n: usize, m: usize) -> usize {
@@ -47,15 +67,8 @@ impl ClassDriver for Ecm {
         let max_frame = mtu as usize + ETH_HLEN;
         if let Some(ctrl) = func.control_interface {
             // Some devices stall this request; the kernel ignores that too.
-            if let Err(e) = ctl.class_out(
-                request::SET_ETHERNET_PACKET_FILTER,
-                PACKET_FILTER,
-                ctrl,
-                &[],
-            ) {
-                log::warn!(
-                    "SET_ETHERNET_PACKET_FILTER failed ({e}); going on with the device default"
-                );
+            if let Err(e) = set_packet_filter(&**ctl, ctrl, RxMode::default()) {
+                log::warn!("{e}; going on with the device default");
             }
         }
         // One frame per transfer: ask for a little more than the largest frame, rounded to
@@ -75,6 +88,17 @@ impl ClassDriver for Ecm {
             tx: Box::new(EcmTx::new(max_frame, bus.max_packet)),
             status: Box::new(CdcStatus::default()),
         })
+    }
+
+    fn set_rx_mode(
+        &mut self,
+        ctl: &dyn Control,
+        func: &NetFunction,
+        mode: RxMode,
+    ) -> Result<Option<String>, BindError> {
+        func.control_interface
+            .map(|ctrl| set_packet_filter(ctl, ctrl, mode))
+            .transpose()
     }
 }
 

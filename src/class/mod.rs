@@ -162,6 +162,18 @@ pub struct Binding {
     pub status: Box<dyn StatusFixup>,
 }
 
+/// What the network side wants the device to pass up, after the kernel's
+/// `ndo_set_rx_mode`: read from the interface's flags, where `IFF_PROMISC` counts
+/// `ip link set promisc on`, bridge ports and packet sockets (tcpdump) alike.
+///
+/// All multicast is always asked for (usbnetd programs no multicast list, and IPv6 keeps
+/// the list of any interface non-empty, which is when `cdc_ether` asks for it too).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RxMode {
+    /// Pass up frames for any destination address, not only ours.
+    pub promiscuous: bool,
+}
+
 /// Why a bind failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -221,6 +233,17 @@ pub trait ClassDriver: Send {
     ) -> Result<Binding, BindError>;
     /// Undo bind on the device (best effort, never fails).
     fn unbind(&mut self, _ctl: &dyn Control, _func: &NetFunction) {}
+    /// Follow a change of the interface's receive mode on the device, as the kernel's
+    /// `driver_info->set_rx_mode` does. Returns what was sent, for the log, or `None` when
+    /// the class has no receive filter to program (the device passes every frame up).
+    fn set_rx_mode(
+        &mut self,
+        _ctl: &dyn Control,
+        _func: &NetFunction,
+        _mode: RxMode,
+    ) -> Result<Option<String>, BindError> {
+        Ok(None)
+    }
 }
 
 /// The driver for a probed class.

@@ -7,9 +7,9 @@
 
 use super::{
     mac_from_function, mtu_from_segment_size, BindError, Binding, BusFacts, CdcStatus, ClassDriver,
-    LinkInfo, Refused, RxDrops, RxFixup, TxFixup, ETH_HLEN,
+    LinkInfo, Refused, RxDrops, RxFixup, RxMode, TxFixup, ETH_HLEN,
 };
-use crate::class::ecm::{round_up, PACKET_FILTER};
+use crate::class::ecm::{round_up, set_packet_filter};
 use crate::probe::{ClassKind, NetFunction};
 use std::sync::Arc;
 
@@ -106,15 +106,8 @@ impl ClassDriver for Ncm {
                     source,
                 })?;
         }
-        if let Err(e) = ctl.class_out(
-            request::SET_ETHERNET_PACKET_FILTER,
-            PACKET_FILTER,
-            ctrl,
-            &[],
-        ) {
-            log::debug!(
-                "SET_ETHERNET_PACKET_FILTER failed ({e}); going on with the device default"
-            );
+        if let Err(e) = set_packet_filter(&**ctl, ctrl, RxMode::default()) {
+            log::debug!("{e}; going on with the device default");
         }
         let limits = RxLimits::for_mtu(mtu as usize);
         let framing = format!(
@@ -147,6 +140,16 @@ impl ClassDriver for Ncm {
             }),
             status: Box::new(CdcStatus::default()),
         })
+    }
+
+    fn set_rx_mode(
+        &mut self,
+        ctl: &dyn Control,
+        func: &NetFunction,
+        mode: RxMode,
+    ) -> Result<Option<String>, BindError> {
+        let ctrl = func.control_interface.unwrap_or(func.data_interface);
+        set_packet_filter(ctl, ctrl, mode).map(Some)
     }
 }
 

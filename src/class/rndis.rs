@@ -37,10 +37,15 @@ use crate::wire::rndis::{
     self, emit_packet_header, msg, oid, packet_type, status, Message, PACKET_HEADER_LEN,
 };
 
-/// The packet filter usbnetd sets: our address, broadcast and all multicast (no multicast
-/// list is programmed, and IPv6 neighbour discovery needs multicast).
-pub const PACKET_FILTER: u32 =
-    packet_type::DIRECTED | packet_type::BROADCAST | packet_type::ALL_MULTICAST;
+/// The packet filter usbnetd sets once at bind, the kernel's `RNDIS_DEFAULT_FILTER`: our
+/// address, broadcast, all multicast (no multicast list is programmed, and IPv6 neighbour
+/// discovery needs multicast) and promiscuous. `rndis_host` never changes it afterwards,
+/// so an RNDIS interface works as a bridge port or under tcpdump without a runtime SET
+/// (which would have to share the encapsulated-response channel with the status hook).
+pub const PACKET_FILTER: u32 = packet_type::DIRECTED
+    | packet_type::BROADCAST
+    | packet_type::ALL_MULTICAST
+    | packet_type::PROMISCUOUS;
 
 /// wLength of GET_ENCAPSULATED_RESPONSE (rndis_host's control buffer size).
 pub const RESPONSE_BUFFER: u16 = 1025;
@@ -870,12 +875,13 @@ mod tests {
                 status: 0
             })
         );
+        // rndis_host's RNDIS_DEFAULT_FILTER: directed, all multicast, broadcast, promiscuous.
         assert_eq!(
             Message::parse(&sent[4]),
             Ok(Message::Set {
                 request_id: 4,
                 oid: oid::GEN_CURRENT_PACKET_FILTER,
-                info: &PACKET_FILTER.to_le_bytes()
+                info: &[0x2d, 0, 0, 0]
             })
         );
         // HALT on unbind.

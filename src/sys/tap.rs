@@ -61,6 +61,21 @@ pub fn tap_create(name: &str, extra_flags: libc::c_int) -> io::Result<(File, Str
     Ok((file, ifreq_name(&req)))
 }
 
+/// `TUNGETIFF`: the interface's current name, which follows a rename (`ip link set name`)
+/// made after `TUNSETIFF`.
+pub fn tap_name(tap: &File) -> io::Result<String> {
+    // SAFETY: `ifreq` is a plain C struct/union of integers and arrays, for which all-zero
+    // bytes are a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    // SAFETY: TUNGETIFF writes one `struct ifreq` through the pointer; `req` is valid and
+    // exclusively borrowed for the call, and `tap` is an attached /dev/net/tun fd.
+    let rc = unsafe { libc::ioctl(tap.as_raw_fd(), libc::TUNGETIFF, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ifreq_name(&req))
+}
+
 /// `TUNSETCARRIER`: set the TAP interface's carrier (lower_up) on or off.
 pub fn tap_set_carrier(tap: &File, on: bool) -> io::Result<()> {
     let value: libc::c_int = on.into();

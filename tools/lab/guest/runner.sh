@@ -27,6 +27,7 @@ scenario_script() {
 	baseline-*) echo "$S/scenarios/baseline.sh" ;;
 	e2e-qemu-usbnet | e2e-qemu-usbnet-rndis) echo "$S/scenarios/e2e-qemu-usbnet.sh" ;;
 	e2e-*) echo "$S/scenarios/e2e.sh" ;;
+	rxmode-*) echo "$S/scenarios/rxmode.sh" ;;
 	*) echo "$S/scenarios/$1.sh" ;;
 	esac
 }
