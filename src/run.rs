@@ -504,6 +504,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_secs(1))
             {
                 stats_file.refresh(&stats.snapshot());
+                keep_mtu_within(&tap, link.mtu);
                 let now = tap
                     .promiscuous()
                     .ok()
@@ -555,6 +556,28 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
     drop(ctl);
     drop(claimed);
     result
+}
+
+/// An MTU raised past what the device takes (`ip link set IF mtu 9000` on a dongle of
+/// 1500) is set back to the device's, with a warning: the kernel's `cdc_ncm` refuses such
+/// an MTU (its `max_mtu`), where a TAP takes anything up to 65535, and usbnetd could only
+/// drop every frame above the device's limit, which TCP, segmenting to the new MTU, would
+/// then retransmit in vain. A lower MTU is left as it is.
+fn keep_mtu_within(tap: &Tap, max: u32) {
+    let Ok(mtu) = tap.mtu() else { return };
+    if mtu <= max {
+        return;
+    }
+    match tap.set_mtu(max) {
+        Ok(()) => log::warn!(
+            "{}: MTU {mtu} is more than the device takes; set back to {max}",
+            tap.name()
+        ),
+        Err(e) => log::warn!(
+            "{}: MTU {mtu} is more than the device takes ({max}), and setting it back failed: {e}",
+            tap.name()
+        ),
+    }
 }
 
 /// Carries the interface's receive mode to the device when it changes (promiscuous on or

@@ -167,15 +167,30 @@ impl Tap {
     /// link flags show only the first. The name is asked of the fd each time, so a
     /// renamed interface is still found.
     pub fn promiscuous(&self) -> io::Result<bool> {
-        let name = sys::tap_name(&self.file)?;
-        let text = std::fs::read_to_string(format!("/sys/class/net/{name}/flags"))?;
-        let flags = parse_sysfs_flags(&text).ok_or_else(|| {
+        let flags = self.sysfs_attr("flags", parse_sysfs_flags)?;
+        Ok(flags & libc::IFF_PROMISC as u32 != 0)
+    }
+
+    /// The interface's MTU now (someone may have changed it since [`Tap::create`]).
+    pub fn mtu(&self) -> io::Result<u32> {
+        self.sysfs_attr("mtu", |t| t.trim().parse().ok())
+    }
+
+    /// Set the MTU, under the interface's current name.
+    pub fn set_mtu(&self, mtu: u32) -> io::Result<()> {
+        sys::if_set_mtu(&sys::tap_name(&self.file)?, mtu)
+    }
+
+    /// `/sys/class/net/NAME/ATTR` parsed, NAME being the interface's current name.
+    fn sysfs_attr<T>(&self, attr: &str, parse: impl FnOnce(&str) -> Option<T>) -> io::Result<T> {
+        let path = format!("/sys/class/net/{}/{attr}", sys::tap_name(&self.file)?);
+        let text = std::fs::read_to_string(&path)?;
+        parse(&text).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("/sys/class/net/{name}/flags: {:?}", text.trim()),
+                format!("{path}: {:?}", text.trim()),
             )
-        })?;
-        Ok(flags & libc::IFF_PROMISC as u32 != 0)
+        })
     }
 
     /// A callback that sets the carrier, for the RX thread.

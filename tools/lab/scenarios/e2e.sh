@@ -43,6 +43,19 @@ $IP -s link show $TAP | sed 's/^/  /'
 LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json > $LAB_RES.stats.json 2>&1 &&
 	log "usbnetd stats: $(head -c 400 $LAB_RES.stats.json)"
 
+if [ "${LAB_E2E_STANDIN:-0}" != 1 ]; then
+	# An MTU above the device's is set back within 3 s (cdc_ncm refuses one), a lower
+	# one is kept and carries a ping that needs fragmenting.
+	mtu=$(cat /sys/class/net/$TAP/mtu)
+	$IP link set $TAP mtu $((mtu + 500)) || fail "ip link set $TAP mtu $((mtu + 500))"
+	check "MTU $((mtu + 500)) set back to the device's $mtu within 3 s" wait_for 3 sh -c "[ \$(cat /sys/class/net/$TAP/mtu) = $mtu ]"
+	check "usbnetd warned about MTU $((mtu + 500))" grep -q "MTU $((mtu + 500)) is more than the device takes" $LAB_RES.usbnetd.log
+	$IP link set $TAP mtu 1280 || fail "ip link set $TAP mtu 1280"
+	sleep 1.5
+	check "MTU 1280 kept ($(cat /sys/class/net/$TAP/mtu))" [ "$(cat /sys/class/net/$TAP/mtu)" = 1280 ]
+	check "1500-byte ping through $TAP at MTU 1280" wait_for 5 ping -c 1 -W 1 -s 1472 $NET_GADGET
+	$IP link set $TAP mtu $mtu
+fi
 stop_usbnetd
 check "$TAP gone after usbnetd exit" wait_for 2 sh -c "! test -e /sys/class/net/$TAP"
 if wait_for 3 iface_bound_to $DRIVER; then
