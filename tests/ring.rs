@@ -163,6 +163,63 @@ fn promiscuous_mode_reaches_ecm_and_ncm_devices_as_cdc_ether_sends_it() {
     }
 }
 
+#[test]
+fn ncm_bind_sets_the_max_datagram_size_as_cdc_ncm_does() {
+    const GET: u8 = 0x87; // GET_MAX_DATAGRAM_SIZE
+    const SET: u8 = 0x88; // SET_MAX_DATAGRAM_SIZE
+                          // (bmNetworkCapabilities, the device's GET reply or None for a stall) -> the
+                          // datagram-size requests bind must send: wMaxSegmentSize is 1514 in `function`.
+    type Requests = Vec<(u8, Vec<u8>)>;
+    let cases: [(u8, Option<[u8; 2]>, Requests); 4] = [
+        // Get/SetMaxDatagramSize, the device starts at 1500: set to 1514.
+        (
+            0x08,
+            Some(1500u16.to_le_bytes()),
+            vec![(GET, vec![]), (SET, 1514u16.to_le_bytes().to_vec())],
+        ),
+        // Already 1514: read, nothing set.
+        (0x08, Some(1514u16.to_le_bytes()), vec![(GET, vec![])]),
+        // The GET stalls: bring-up goes on without a SET.
+        (0x08, None, vec![(GET, vec![])]),
+        // No such capability: not even asked.
+        (0x00, Some(1500u16.to_le_bytes()), vec![]),
+    ];
+    for (caps, reply, want) in cases {
+        let mut c = control();
+        match reply {
+            Some(r) => {
+                c.replies.insert(GET, r.to_vec());
+            }
+            None => c.stalls.push(GET),
+        }
+        let (fake, ctl) = shared(c);
+        let mut func = function(ClassKind::Ncm);
+        func.ncm_capabilities = Some(caps);
+        let b = driver_for(ClassKind::Ncm)
+            .unwrap()
+            .bind(
+                &ctl,
+                &func,
+                BusFacts {
+                    max_packet: 512,
+                    super_speed: false,
+                    identity: 0,
+                },
+            )
+            .unwrap();
+        assert_eq!(b.link.mtu, 1500);
+        let sent: Requests = fake
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.0 == GET || r.0 == SET)
+            .map(|r| (r.0, r.3.clone()))
+            .collect();
+        assert_eq!(sent, want, "capabilities {caps:#04x}, reply {reply:?}");
+    }
+}
+
 /// (ring end as a File, test end)
 fn net() -> (Arc<File>, UnixDatagram) {
     let (a, b) = UnixDatagram::pair().unwrap();

@@ -1,6 +1,7 @@
 //! CDC-NCM (Network Control Model): frames travel in NCM Transfer Blocks, several per bulk
 //! transfer both ways. Bring-up reads GET_NTB_PARAMETERS, keeps NTB-16, tells the device
-//! the IN size we accept, and builds OUT NTBs within the device's limits (dwNtbOutMaxSize,
+//! the IN size we accept and, where it has Get/SetMaxDatagramSize, the largest datagram
+//! (wMaxSegmentSize), and builds OUT NTBs within the device's limits (dwNtbOutMaxSize,
 //! wNdpOutDivisor / wNdpOutPayloadRemainder / wNdpOutAlignment, wNtbOutMaxDatagrams).
 //! Reference for behaviour: the kernel's `cdc_ncm`, minus its TX timer: an NTB is closed as
 //! soon as the TAP has nothing more to give (the ring decides when).
@@ -10,6 +11,7 @@ use super::{
     LinkInfo, Refused, RxDrops, RxFixup, RxMode, TxFixup, ETH_HLEN,
 };
 use crate::class::ecm::{round_up, set_packet_filter};
+use crate::descriptor::cdc::ncm_capability;
 use crate::probe::{ClassKind, NetFunction};
 use std::sync::Arc;
 
@@ -109,6 +111,9 @@ impl ClassDriver for Ncm {
         if let Err(e) = set_packet_filter(&**ctl, ctrl, RxMode::default()) {
             log::debug!("{e}; going on with the device default");
         }
+        if func.ncm_capabilities.unwrap_or(0) & ncm_capability::MAX_DATAGRAM_SIZE != 0 {
+            agree_max_datagram_size(&**ctl, ctrl, max_frame);
+        }
         let limits = RxLimits::for_mtu(mtu as usize);
         let framing = format!(
             "NTB-16, IN {} B, OUT {} B (divisor {}, remainder {}, NDP alignment {}, max {} datagrams)",
@@ -150,6 +155,35 @@ impl ClassDriver for Ncm {
     ) -> Result<Option<String>, BindError> {
         let ctrl = func.control_interface.unwrap_or(func.data_interface);
         set_packet_filter(ctl, ctrl, mode).map(Some)
+    }
+}
+
+/// A function that has `Get/SetMaxDatagramSize` may start with a smaller largest datagram
+/// than wMaxSegmentSize (the size our MTU comes from): read it and, if it differs, set it
+/// to `max_frame`, as the kernel's `cdc_ncm_set_dgram_size` does at bind. Failures are
+/// logged and bring-up goes on, as there.
+fn agree_max_datagram_size(ctl: &dyn Control, ctrl: u8, max_frame: usize) {
+    let want = u16::try_from(max_frame).unwrap_or(u16::MAX);
+    let now = match ctl.class_in(request::GET_MAX_DATAGRAM_SIZE, 0, ctrl, 2) {
+        Ok(b) if b.len() == 2 => u16::from_le_bytes([b[0], b[1]]),
+        Ok(b) => {
+            log::warn!(
+                "GET_MAX_DATAGRAM_SIZE answered {} bytes, not 2; leaving it",
+                b.len()
+            );
+            return;
+        }
+        Err(e) => {
+            log::warn!("GET_MAX_DATAGRAM_SIZE failed ({e}); leaving it");
+            return;
+        }
+    };
+    if now == want {
+        return;
+    }
+    match ctl.class_out(request::SET_MAX_DATAGRAM_SIZE, 0, ctrl, &want.to_le_bytes()) {
+        Ok(()) => log::info!("maximum datagram size {now} -> {want}"),
+        Err(e) => log::warn!("SET_MAX_DATAGRAM_SIZE {want} (device has {now}) failed: {e}"),
     }
 }
 
