@@ -503,6 +503,9 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             let mut rx_mode = RxModeWatch::default();
             while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_secs(1))
             {
+                if let Ok(name) = tap.current_name() {
+                    stats_file.follow(&name);
+                }
                 stats_file.refresh(&stats.snapshot());
                 keep_mtu_within(&tap, link.mtu);
                 let now = tap
@@ -637,6 +640,22 @@ impl StatsFile {
         }
     }
 
+    /// Follow a rename of the interface (`ip link set OLD name NEW`), so that
+    /// `usbnetd stats NEW` finds the instance: the file moves to `NEW.json`.
+    pub fn follow(&mut self, ifname: &str) {
+        let Some(path) = &self.path else { return };
+        let new = path.with_file_name(format!("{ifname}.json"));
+        if new == *path {
+            return;
+        }
+        match std::fs::rename(path, &new) {
+            Ok(()) => self.path = Some(new),
+            // Not written yet: the next write goes to the new name.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.path = Some(new),
+            Err(e) => log::warn!("stats file {} not renamed: {e}", path.display()),
+        }
+    }
+
     /// Remove the file (the instance is gone).
     pub fn remove(&self) {
         if let Some(p) = &self.path {
@@ -696,6 +715,32 @@ mod tests {
         assert!(path.exists());
         f.remove();
         assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stats_file_follows_a_renamed_interface() {
+        let dir = std::env::temp_dir().join(format!("usbnetd-rename-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut f = StatsFile::new(&dir, "usbnet9");
+        // Renamed before anything was written: the first write takes the new name.
+        f.follow("wan0");
+        let mut snap = crate::stats::Snapshot::default();
+        f.refresh(&snap);
+        assert!(dir.join("wan0.json").exists());
+        assert!(!dir.join("usbnet9.json").exists());
+        // Renamed after: the file moves, and later writes land there.
+        f.follow("wan1");
+        assert!(!dir.join("wan0.json").exists());
+        snap.tx_frames = 7;
+        f.refresh(&snap);
+        let back: crate::stats::Snapshot =
+            serde_json::from_slice(&std::fs::read(dir.join("wan1.json")).unwrap()).unwrap();
+        assert_eq!(back, snap);
+        f.follow("wan1");
+        assert!(dir.join("wan1.json").exists());
+        f.remove();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

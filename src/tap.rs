@@ -171,6 +171,11 @@ impl Tap {
         Ok(flags & libc::IFF_PROMISC as u32 != 0)
     }
 
+    /// The interface's name now, which differs from [`Tap::name`] after a rename.
+    pub fn current_name(&self) -> io::Result<String> {
+        sys::tap_name(&self.file)
+    }
+
     /// The interface's MTU now (someone may have changed it since [`Tap::create`]).
     pub fn mtu(&self) -> io::Result<u32> {
         self.sysfs_attr("mtu", |t| t.trim().parse().ok())

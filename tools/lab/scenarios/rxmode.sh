@@ -4,7 +4,8 @@
 #   ecm, ncm: cdc_ether / cdc_ncm send SET_ETHERNET_PACKET_FILTER (class request 0x43)
 #     when IFF_PROMISC changes; usbnetd must send the same wValue for promiscuous on
 #     and off, for `ip link set promisc` and for a bridge port (the bridge raises the
-#     promiscuity count, which `ip link` flags do not show), within 3 s.
+#     promiscuity count, which `ip link` flags do not show), within 3 s, and again
+#     after the interface was renamed (when `usbnetd stats NEWNAME` must find it too).
 #   rndis: rndis_host sets OID_GEN_CURRENT_PACKET_FILTER once at bind and never again;
 #     usbnetd must set the same filter at bind.
 CLASS=${LAB_SCENARIO#rxmode-}
@@ -99,6 +100,16 @@ promisc_step "enslaved to bridge $BR" $KON $IP link set $TAP master $BR
 log "as a bridge port: ip link says '$($IP -d link show $TAP | grep -o '<[^>]*>\|promiscuity [0-9]*' | tr '\n' ' ')', sysfs flags $(cat /sys/class/net/$TAP/flags)"
 promisc_step "released from bridge $BR" $KOFF $IP link set $TAP nomaster
 $IP link del $BR
+# Renamed, the interface is still followed: usbnetd asks the TAP fd for its name.
+NEWIF=lab-renamed0
+$IP link set $TAP down && $IP link set $TAP name $NEWIF && $IP link set $NEWIF up ||
+	fail "cannot rename $TAP to $NEWIF"
+check "usbnetd stats finds the instance as $NEWIF" wait_for 3 sh -c "LD_LIBRARY_PATH=/mnt/bin/lib $USBNETD stats $NEWIF > /dev/null"
+promisc_step "promisc on as $NEWIF" $KON $IP link set $NEWIF promisc on
+promisc_step "promisc off as $NEWIF" $KOFF $IP link set $NEWIF promisc off
+$IP link set $NEWIF down && $IP link set $NEWIF name $TAP && $IP link set $TAP up ||
+	fail "cannot rename $NEWIF back to $TAP"
+check "ping through $TAP after the renames" wait_for 10 ping1 $NET_GADGET
 check "usbnetd logged the filter change" grep -q "promiscuous on: SET_ETHERNET_PACKET_FILTER 0x$KON" $LAB_RES.usbnetd.log
 stop_usbnetd
 kill $MONPID 2>/dev/null
