@@ -408,16 +408,19 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
                 .map_err(|e| err(&format!("data interface alt {}", func.data_alt_setting), e))?;
             claimed.data_alt_set = Some(func.data_interface);
         }
-        let bulk_in = UsbfsPipe::bulk(&device, func.bulk_in, func.max_packet_size.into());
-        let bulk_out =
-            UsbfsPipe::bulk(&device, func.bulk_out, func.bulk_out_max_packet_size.into());
-        let interrupt = match (func.interrupt_in, func.control_interface) {
-            (Some(addr), Some(_)) => Some(UsbfsPipe::interrupt(
-                &device,
-                addr,
-                usize::from(func.interrupt_max_packet_size.unwrap_or(16)).max(1),
-            )),
-            _ => None,
+        let pipes = || {
+            let bulk_in = UsbfsPipe::bulk(&device, func.bulk_in, func.max_packet_size.into());
+            let bulk_out =
+                UsbfsPipe::bulk(&device, func.bulk_out, func.bulk_out_max_packet_size.into());
+            let interrupt = match (func.interrupt_in, func.control_interface) {
+                (Some(addr), Some(_)) => Some(UsbfsPipe::interrupt(
+                    &device,
+                    addr,
+                    usize::from(func.interrupt_max_packet_size.unwrap_or(16)).max(1),
+                )),
+                _ => None,
+            };
+            (bulk_in, bulk_out, interrupt)
         };
         let link = binding.link.clone();
         let ifname = opts
@@ -465,72 +468,112 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         crate::sdnotify::ready(&format!("{} up on {devname}", tap.name()));
         let stats = Arc::new(Stats::default());
         let mut stats_file = StatsFile::new(&opts.stats_dir, tap.name());
-        let exit = std::thread::scope(|s| {
-            let rx = RxSide {
-                bulk_in: wrap_pipe(Box::new(bulk_in), XferType::Bulk, rec.as_ref()),
-                interrupt: interrupt
-                    .map(|i| wrap_pipe(Box::new(i), XferType::Interrupt, rec.as_ref())),
-                rx: binding.rx,
-                status: binding.status,
-                net: tap.file(),
-                on_carrier: Box::new(tap.carrier_setter()),
+        let mut next_binding = Some(binding);
+        let mut resets = ResetBudget::default();
+        let exit = loop {
+            let Some(binding) = next_binding.take() else {
+                break Exit::Failed("no class binding for the ring".into());
             };
-            let tx = TxSide {
-                bulk_out: wrap_pipe(Box::new(bulk_out), XferType::Bulk, rec.as_ref()),
-                tx: binding.tx,
-                net: tap.file(),
-            };
-            let (st, sp) = (&*stats, &*stop);
-            let (done, finished) = std::sync::mpsc::channel::<()>();
-            // Named, so that `top -H` and the lab's placement sampler can tell it apart.
-            let ring = std::thread::Builder::new()
-                .name("usbnetd-ring".into())
-                .spawn_scoped(s, move || {
-                    let e = ring::run(rx, tx, cfg, st, sp);
-                    sp.trigger();
-                    drop(done);
-                    e
-                });
-            let ring = match ring {
-                Ok(r) => r,
-                Err(e) => return Exit::Failed(format!("cannot start the ring thread: {e}")),
-            };
-            // The stats file is refreshed every second until the ring is done, and only when
-            // a counter moved: an idle link costs no file I/O (in the lab a rewrite took ~2 ms
-            // of CPU). This thread sleeps in between (the ring's end, or its panic, closes
-            // the channel). Each second it also carries a change of the interface's receive
-            // mode to the device, as the kernel's `set_rx_mode` work does.
-            let mut rx_mode = RxModeWatch::default();
-            while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_secs(1))
-            {
-                if let Ok(name) = tap.current_name() {
-                    stats_file.follow(&name);
-                }
-                stats_file.refresh(&stats.snapshot());
-                keep_mtu_within(&tap, link.mtu);
-                let now = tap
-                    .promiscuous()
-                    .ok()
-                    .map(|promiscuous| RxMode { promiscuous });
-                rx_mode.poll(now, |mode| {
-                    let what = if mode.promiscuous { "on" } else { "off" };
-                    match driver.set_rx_mode(&*ctl, &func, mode) {
-                        Ok(Some(sent)) => log::info!("{}: promiscuous {what}: {sent}", tap.name()),
-                        Ok(None) => log::debug!(
-                            "{}: promiscuous {what}; {} has no receive filter to set",
-                            tap.name(),
-                            func.class
-                        ),
-                        Err(e) => log::warn!(
-                            "{}: promiscuous {what}, but the device refused the filter: {e}",
-                            tap.name()
-                        ),
+            let (bulk_in, bulk_out, interrupt) = pipes();
+            let exit = std::thread::scope(|s| {
+                let rx = RxSide {
+                    bulk_in: wrap_pipe(Box::new(bulk_in), XferType::Bulk, rec.as_ref()),
+                    interrupt: interrupt
+                        .map(|i| wrap_pipe(Box::new(i), XferType::Interrupt, rec.as_ref())),
+                    rx: binding.rx,
+                    status: binding.status,
+                    net: tap.file(),
+                    on_carrier: Box::new(tap.carrier_setter()),
+                };
+                let tx = TxSide {
+                    bulk_out: wrap_pipe(Box::new(bulk_out), XferType::Bulk, rec.as_ref()),
+                    tx: binding.tx,
+                    net: tap.file(),
+                };
+                let (st, sp) = (&*stats, &*stop);
+                let (done, finished) = std::sync::mpsc::channel::<()>();
+                // Named, so that `top -H` and the lab's placement sampler can tell it apart.
+                let ring = std::thread::Builder::new()
+                    .name("usbnetd-ring".into())
+                    .spawn_scoped(s, move || {
+                        let e = ring::run(rx, tx, cfg, st, sp);
+                        // An unplug may be a reset, after which the ring runs again.
+                        if e != Exit::Unplugged {
+                            sp.trigger();
+                        }
+                        drop(done);
+                        e
+                    });
+                let ring = match ring {
+                    Ok(r) => r,
+                    Err(e) => return Exit::Failed(format!("cannot start the ring thread: {e}")),
+                };
+                // The stats file is refreshed every second until the ring is done, and only when
+                // a counter moved: an idle link costs no file I/O (in the lab a rewrite took ~2 ms
+                // of CPU). This thread sleeps in between (the ring's end, or its panic, closes
+                // the channel). Each second it also carries a change of the interface's receive
+                // mode to the device, as the kernel's `set_rx_mode` work does.
+                let mut rx_mode = RxModeWatch::default();
+                while let Err(RecvTimeoutError::Timeout) =
+                    finished.recv_timeout(Duration::from_secs(1))
+                {
+                    if let Ok(name) = tap.current_name() {
+                        stats_file.follow(&name);
                     }
-                });
+                    stats_file.refresh(&stats.snapshot());
+                    keep_mtu_within(&tap, link.mtu);
+                    let now = tap
+                        .promiscuous()
+                        .ok()
+                        .map(|promiscuous| RxMode { promiscuous });
+                    rx_mode.poll(now, |mode| {
+                        let what = if mode.promiscuous { "on" } else { "off" };
+                        match driver.set_rx_mode(&*ctl, &func, mode) {
+                            Ok(Some(sent)) => {
+                                log::info!("{}: promiscuous {what}: {sent}", tap.name())
+                            }
+                            Ok(None) => log::debug!(
+                                "{}: promiscuous {what}; {} has no receive filter to set",
+                                tap.name(),
+                                func.class
+                            ),
+                            Err(e) => log::warn!(
+                                "{}: promiscuous {what}, but the device refused the filter: {e}",
+                                tap.name()
+                            ),
+                        }
+                    });
+                }
+                ring.join()
+                    .unwrap_or(Exit::Failed("ring thread panicked".into()))
+            });
+            if exit != Exit::Unplugged {
+                break exit;
             }
-            ring.join()
-                .unwrap_or(Exit::Failed("ring thread panicked".into()))
-        });
+            // The device is gone, or was reset: another program's USBDEVFS_RESET, the hub
+            // driver recovering from transfer errors, or a resume that had to reset it.
+            // A reset ends every transfer as an unplug does but leaves the device on the
+            // bus, its interfaces taken from us and offered to the kernel's driver again
+            // (which then binds and makes a netdev of its own, as it does on a reset under
+            // it). As the kernel's drivers bind again, so do we: claim the interfaces
+            // back, bind the class again, and go on with the same interface.
+            if let Err(e) = resets.spend() {
+                break Exit::Failed(e);
+            }
+            match take_back_after_reset(&device, &func, &mut driver, &ctl, bus, &link) {
+                Ok(None) => break exit,
+                Ok(Some(b)) => {
+                    Stats::add(&stats.device_resets, 1);
+                    log::warn!(
+                        "{devname} was reset; its interfaces are claimed back and {} goes on",
+                        tap.name()
+                    );
+                    let _ = tap.set_carrier(!link.carrier_from_status);
+                    next_binding = Some(crate::pcap::wrap_binding(b, rec.as_ref()));
+                }
+                Err(e) => break Exit::Failed(e),
+            }
+        };
         crate::sdnotify::stopping(&format!("{}: {}", tap.name(), ring::describe(&exit)));
         stats_file.write(&stats.snapshot());
         let snap = stats.snapshot();
@@ -559,6 +602,88 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
     drop(ctl);
     drop(claimed);
     result
+}
+
+/// How often the device may be reset under us before usbnetd gives up on it: a device
+/// that resets itself again and again is broken, and each recovery costs a bind.
+#[derive(Debug, Default)]
+struct ResetBudget {
+    recent: Vec<std::time::Instant>,
+}
+
+impl ResetBudget {
+    /// Resets allowed within [`ResetBudget::WINDOW`].
+    const MAX: usize = 5;
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    /// Count one more reset; an error once there were too many lately.
+    fn spend(&mut self) -> Result<(), String> {
+        let now = std::time::Instant::now();
+        self.recent
+            .retain(|t| now.duration_since(*t) < Self::WINDOW);
+        if self.recent.len() >= Self::MAX {
+            return Err(format!(
+                "the device was reset {} times within {} s; giving up on it",
+                Self::MAX,
+                Self::WINDOW.as_secs()
+            ));
+        }
+        self.recent.push(now);
+        Ok(())
+    }
+}
+
+/// After the ring saw the device vanish: `Ok(None)` if it is gone from the bus, or a new
+/// binding if it was reset and is ours again (interfaces claimed, class bound, data
+/// interface at its alt setting). The device must come back as it was: same MAC and MTU,
+/// since the interface keeps them.
+fn take_back_after_reset(
+    device: &Device,
+    func: &NetFunction,
+    driver: &mut Box<dyn class::ClassDriver>,
+    ctl: &Arc<dyn usb::Control>,
+    bus: BusFacts,
+    link: &class::LinkInfo,
+) -> Result<Option<class::Binding>, String> {
+    for n in func
+        .control_interface
+        .into_iter()
+        .chain([func.data_interface])
+    {
+        match device.detach_and_claim(n) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
+            Err(e) => return Err(format!("after a reset, claiming interface {n}: {e}")),
+        }
+    }
+    if func.data_alt_setting != 0 {
+        device
+            .set_alt_setting(func.data_interface, 0)
+            .map_err(|e| format!("after a reset, data interface alt 0: {e}"))?;
+    }
+    let b = driver
+        .bind(ctl, func, bus)
+        .map_err(|e| format!("after a reset, {} bring-up failed: {e}", func.class))?;
+    if b.link.mac != link.mac || b.link.mtu != link.mtu {
+        return Err(format!(
+            "after a reset the device has MAC {} and MTU {} (it had {} and {}); run usbnetd again",
+            class::mac_text(&b.link.mac),
+            b.link.mtu,
+            class::mac_text(&link.mac),
+            link.mtu
+        ));
+    }
+    if func.data_alt_setting != 0 {
+        device
+            .set_alt_setting(func.data_interface, func.data_alt_setting)
+            .map_err(|e| {
+                format!(
+                    "after a reset, data interface alt {}: {e}",
+                    func.data_alt_setting
+                )
+            })?;
+    }
+    Ok(Some(b))
 }
 
 /// An MTU raised past what the device takes (`ip link set IF mtu 9000` on a dongle of
@@ -672,6 +797,20 @@ mod tests {
     const EP_TYPE: &[u8] = include_bytes!("../fuzz/seeds/descriptors/hostile-ep-type");
     /// ... with a Union naming interface 5, which does not exist.
     const UNION_MISSING: &[u8] = include_bytes!("../fuzz/seeds/descriptors/hostile-union-missing");
+
+    #[test]
+    fn reset_budget_allows_five_a_minute() {
+        let mut b = ResetBudget::default();
+        for _ in 0..ResetBudget::MAX {
+            assert!(b.spend().is_ok());
+        }
+        let e = b.spend().unwrap_err();
+        assert!(e.contains("5 times within 60 s"), "{e}");
+        // Resets older than the window no longer count.
+        let old = std::time::Instant::now() - ResetBudget::WINDOW - Duration::from_secs(1);
+        b.recent.iter_mut().for_each(|t| *t = old);
+        assert!(b.spend().is_ok());
+    }
 
     #[test]
     fn rx_mode_goes_to_the_device_only_when_it_changes() {

@@ -81,6 +81,9 @@ counters! {
     notifications,
     /// Carrier changes reported by the device.
     carrier_changes,
+    /// Times the device was reset under usbnetd (its interfaces taken away) and usbnetd
+    /// claimed and bound it again.
+    device_resets,
     /// Times the datapath thread woke from `poll(2)`: transfers per wake-up show how well
     /// completions batch.
     wakeups,
