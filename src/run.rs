@@ -650,7 +650,13 @@ fn take_back_after_reset(
         .into_iter()
         .chain([func.data_interface])
     {
-        match device.detach_and_claim(n) {
+        // Still ours (a suspend flushes every transfer without taking the interfaces), or
+        // free, or taken by the kernel's driver after a reset: claim it back from that.
+        let claimed = match device.claim(n) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => device.detach_and_claim(n),
+            r => r,
+        };
+        match claimed {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(None),
             Err(e) => return Err(format!("after a reset, claiming interface {n}: {e}")),

@@ -60,6 +60,7 @@ const USBDEVFS_SETCONFIGURATION: u64 = ioc(IOC_READ, 5, size_of::<u32>());
 const USBDEVFS_SUBMITURB: u64 = ioc(IOC_READ, 10, size_of::<RawUrb>());
 const USBDEVFS_DISCARDURB: u64 = ioc(IOC_NONE, 11, 0);
 const USBDEVFS_REAPURBNDELAY: u64 = ioc(IOC_WRITE, 13, size_of::<*mut c_void>());
+const USBDEVFS_CLAIMINTERFACE: u64 = ioc(IOC_READ, 15, size_of::<u32>());
 const USBDEVFS_RELEASEINTERFACE: u64 = ioc(IOC_READ, 16, size_of::<u32>());
 const USBDEVFS_IOCTL: u64 = ioc(IOC_READ | IOC_WRITE, 18, size_of::<IoctlArg>());
 const USBDEVFS_CLEAR_HALT: u64 = ioc(IOC_READ, 21, size_of::<u32>());
@@ -294,6 +295,14 @@ impl Device {
             (&mut dc as *mut DisconnectClaim).cast(),
         )
         .map(drop)
+    }
+
+    /// Claim interface `iface` if no driver has it; succeeds at once if this fd holds it
+    /// already, fails with `EBUSY` when a driver (a kernel one, another program) does.
+    pub fn claim(&self, iface: u8) -> io::Result<()> {
+        let mut n = u32::from(iface);
+        self.ioctl(USBDEVFS_CLAIMINTERFACE, (&mut n as *mut u32).cast())
+            .map(drop)
     }
 
     /// Release a claimed interface.
@@ -783,6 +792,7 @@ mod tests {
         assert_eq!(USBDEVFS_CONTROL, 0xc018_5500);
         assert_eq!(USBDEVFS_SETINTERFACE, 0x8008_5504);
         assert_eq!(USBDEVFS_SETCONFIGURATION, 0x8004_5505);
+        assert_eq!(USBDEVFS_CLAIMINTERFACE, 0x8004_550f);
         assert_eq!(USBDEVFS_SUBMITURB, 0x8038_550a);
         assert_eq!(USBDEVFS_DISCARDURB, 0x0000_550b);
         assert_eq!(USBDEVFS_REAPURBNDELAY, 0x4008_550d);
