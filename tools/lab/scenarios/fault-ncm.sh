@@ -147,6 +147,9 @@ wait_for 15 sh -c "test -e /sys/class/net/$TAP || ! test -d /proc/$UPID || grep 
 if is_alive $UPID; then
 	$IP link set $TAP up
 	$IP addr replace $NET_HOST/24 dev $TAP
+	# as up_usbnetd: the last hand-over may have stranded an NTB in f_ncm (lib.sh:
+	# ncm_gadget_flush); CI saw this case carry nothing once without it
+	ncm_gadget_flush $(cat /sys/class/net/$TAP/address)
 	if wait_for 15 ping1 $NET_GADGET; then
 		MEM2="runs and carries a ping: $(grep -o 'rx queue [0-9]* x [0-9]* B, tx queue [0-9]* x [0-9]* B' $LAB_RES.usbnetd.log | head -1)"
 	else
