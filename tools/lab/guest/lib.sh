@@ -547,6 +547,13 @@ stop_usbnetd() {
 	fi
 }
 
+# ustat KEY: usbnetd's counter KEY for interface $TAP from `usbnetd stats --json`, 0 when
+# absent (its stats file is written once a second)
+ustat() {
+	LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json 2>/dev/null |
+		tr -d ' ",' | awk -F: -v k=$1 '$1==k{v=$2} END{print v+0}'
+}
+
 # -------------------------------------------------------------- cleanup ----
 # Between scenarios (run by the runner): kill every user process but init and
 # the runner, remove gadgets, namespaces and lab addresses.

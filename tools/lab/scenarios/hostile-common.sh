@@ -40,11 +40,6 @@ hcmd() {
 kv() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 # hstat KEY: bulk OUT counter of the device
 hstat() { kv $1 "$(cat $HSTATUS 2>/dev/null)"; }
-# ustat KEY: usbnetd counter from `usbnetd stats --json` (its stats file is written once a second)
-ustat() {
-	LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json 2>/dev/null |
-		tr -d ' ",' | awk -F: -v k=$1 '$1==k{v=$2} END{print v+0}'
-}
 rxp() { cat /sys/class/net/$1/statistics/rx_packets 2>/dev/null || echo 0; }
 rxb() { cat /sys/class/net/$1/statistics/rx_bytes 2>/dev/null || echo 0; }
 carrier() { [ "$(cat /sys/class/net/$1/carrier 2>/dev/null)" = 1 ]; }

@@ -52,12 +52,11 @@ sed 's/^/  ping stream: /' /tmp/lab-reset-ping.txt
 check "$TAP kept its address" sh -c "$IP -4 addr show $TAP | grep -q '$NET_HOST/24'"
 check "1-1:1.0 claimed through usbfs again (driver: $(iface_driver 0))" iface_bound_to usbfs
 check "no kernel netdev while usbnetd runs" no_host_if
-device_resets() { LD_LIBRARY_PATH=/mnt/bin/lib $USBNETD stats $TAP --json 2>/dev/null | awk -F'[:,]' '/"device_resets"/{gsub(/ /,"",$2); print $2}'; }
-resets_are() { [ "$(device_resets)" = "$1" ]; }
+resets_are() { [ "$(ustat device_resets)" = "$1" ]; }
 # (the stats file is rewritten once a second)
 wait_for 3 resets_are 1
-resets=$(device_resets)
-check "usbnetd stats: device_resets 1 (got ${resets:-none})" [ "$resets" = 1 ]
+resets=$(ustat device_resets)
+check "usbnetd stats: device_resets 1 (got $resets)" [ "$resets" = 1 ]
 /mnt/bin/usbreset $DEVNODE || fail "second usbreset under usbnetd"
 check "ping through $TAP after a second reset" wait_for 10 ping1 $NET_GADGET
 stop_usbnetd

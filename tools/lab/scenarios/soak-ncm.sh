@@ -11,10 +11,6 @@ gadget_plug
 wait_kernel_netdev
 net_gadget_ns
 gstat() { in_ns cat /sys/class/net/$GADGETIF/statistics/$1; }
-ustat() {
-	LD_LIBRARY_PATH=/mnt/bin/lib timeout 5 $USBNETD stats $TAP --json 2>/dev/null |
-		tr -d ' ",' | awk -F: -v k=$1 '$1==k{v=$2} END{print v+0}'
-}
 # the kernel's netdev stays down: nothing reaches the gadget but through usbnetd
 grx0=$(gstat rx_packets) gtx0=$(gstat tx_packets)
 start_usbnetd run --device $GADGET_PORT --ifname $TAP
