@@ -21,6 +21,13 @@ use usbnetd::wire::{self, RxLimits};
 
 const MAC_STRING: u8 = 3;
 
+/// A high-speed device's bus facts, as every test here binds with.
+const BUS: BusFacts = BusFacts {
+    max_packet: 512,
+    super_speed: false,
+    identity: 0,
+};
+
 fn function(class: ClassKind) -> NetFunction {
     NetFunction {
         class,
@@ -79,15 +86,7 @@ fn bind(class: ClassKind) -> Binding {
     let (_, ctl) = shared(control());
     driver_for(class)
         .unwrap()
-        .bind(
-            &ctl,
-            &function(class),
-            BusFacts {
-                max_packet: 512,
-                super_speed: false,
-                identity: 0,
-            },
-        )
+        .bind(&ctl, &function(class), BUS)
         .unwrap()
 }
 
@@ -103,16 +102,7 @@ fn promiscuous_mode_reaches_ecm_and_ncm_devices_as_cdc_ether_sends_it() {
         let (fake, ctl) = shared(control());
         let mut drv = driver_for(class).unwrap();
         let func = function(class);
-        drv.bind(
-            &ctl,
-            &func,
-            BusFacts {
-                max_packet: 512,
-                super_speed: false,
-                identity: 0,
-            },
-        )
-        .unwrap();
+        drv.bind(&ctl, &func, BUS).unwrap();
         let filters = |fake: &FakeControl| -> Vec<(u16, u8)> {
             fake.log
                 .lock()
@@ -197,15 +187,7 @@ fn ncm_bind_sets_the_max_datagram_size_as_cdc_ncm_does() {
         func.ncm_capabilities = Some(caps);
         let b = driver_for(ClassKind::Ncm)
             .unwrap()
-            .bind(
-                &ctl,
-                &func,
-                BusFacts {
-                    max_packet: 512,
-                    super_speed: false,
-                    identity: 0,
-                },
-            )
+            .bind(&ctl, &func, BUS)
             .unwrap();
         assert_eq!(b.link.mtu, 1500);
         let sent: Requests = fake
@@ -767,15 +749,7 @@ fn ncm_bind_speaks_the_expected_control_requests() {
     let (ctl, dyn_ctl) = shared(control());
     let b = driver_for(ClassKind::Ncm)
         .unwrap()
-        .bind(
-            &dyn_ctl,
-            &function(ClassKind::Ncm),
-            BusFacts {
-                max_packet: 512,
-                super_speed: false,
-                identity: 0,
-            },
-        )
+        .bind(&dyn_ctl, &function(ClassKind::Ncm), BUS)
         .unwrap();
     assert_eq!(b.link.mac, [0x02, 0x42, 0xac, 0x11, 0x00, 0x02]);
     assert_eq!(b.link.mtu, 1500);
@@ -798,15 +772,9 @@ fn ncm_bind_rejects_a_short_or_useless_ntb_parameter_reply() {
         let mut ctl = control();
         ctl.replies.insert(0x80, reply.clone());
         let (_, ctl) = shared(ctl);
-        let r = driver_for(ClassKind::Ncm).unwrap().bind(
-            &ctl,
-            &function(ClassKind::Ncm),
-            BusFacts {
-                max_packet: 512,
-                super_speed: false,
-                identity: 0,
-            },
-        );
+        let r = driver_for(ClassKind::Ncm)
+            .unwrap()
+            .bind(&ctl, &function(ClassKind::Ncm), BUS);
         let e = r.err().unwrap_or_else(|| panic!("accepted {reply:x?}"));
         assert!(e.to_string().contains("GET_NTB_PARAMETERS"), "{e}");
     }
@@ -931,15 +899,7 @@ fn subset_bind_sends_no_control_request_and_has_carrier_from_the_start() {
     f.data_alt_setting = 0;
     let b = driver_for(ClassKind::Subset)
         .unwrap()
-        .bind(
-            &dyn_ctl,
-            &f,
-            BusFacts {
-                max_packet: 512,
-                super_speed: false,
-                identity: 0,
-            },
-        )
+        .bind(&dyn_ctl, &f, BUS)
         .unwrap();
     assert!(ctl.log.lock().unwrap().is_empty(), "no class requests");
     assert_eq!(b.link.mac, [0x02, 0x42, 0xac, 0x11, 0x00, 0x02]);
@@ -947,18 +907,13 @@ fn subset_bind_sends_no_control_request_and_has_carrier_from_the_start() {
     assert_eq!(b.link.rx_transfer_size, 1536);
     // Without a MAC string: a stable, locally administered MAC.
     f.mac_string_index = None;
-    let bus = BusFacts {
-        max_packet: 512,
-        super_speed: false,
-        identity: 0,
-    };
     let a = driver_for(ClassKind::Subset)
         .unwrap()
-        .bind(&dyn_ctl, &f, bus)
+        .bind(&dyn_ctl, &f, BUS)
         .unwrap();
     let b2 = driver_for(ClassKind::Subset)
         .unwrap()
-        .bind(&dyn_ctl, &f, bus)
+        .bind(&dyn_ctl, &f, BUS)
         .unwrap();
     assert_eq!(a.link.mac, b2.link.mac);
     assert_eq!(a.link.mac[0] & 0x03, 0x02);
@@ -966,7 +921,7 @@ fn subset_bind_sends_no_control_request_and_has_carrier_from_the_start() {
     f.mdlm_data_capabilities = Some(0x01);
     let e = driver_for(ClassKind::Subset)
         .unwrap()
-        .bind(&dyn_ctl, &f, bus)
+        .bind(&dyn_ctl, &f, BUS)
         .err()
         .unwrap();
     assert!(e.to_string().contains("CRC"), "{e}");
