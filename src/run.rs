@@ -19,7 +19,7 @@ use crate::pcap::{wrap_pipe, XferType};
 use crate::probe::{self, ClassKind, NetFunction};
 use crate::ring::{self, Exit, RingConfig, RxSide, Stop, TxSide};
 use crate::stats::Stats;
-use crate::tap::{self, Tap, TapConfig, TapError};
+use crate::tap::{self, IfState, Tap, TapConfig, TapError};
 use crate::usb::usbfs::{Device, Speed, UsbfsControl, UsbfsPipe};
 use crate::usb::{self, Selector, UsbDevice, UsbError};
 
@@ -517,31 +517,17 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
                 while let Err(RecvTimeoutError::Timeout) =
                     finished.recv_timeout(Duration::from_secs(1))
                 {
-                    if let Ok(name) = tap.current_name() {
-                        stats_file.follow(&name);
+                    let now = tap.state().ok();
+                    if let Some(now) = &now {
+                        stats_file.follow(&now.name);
+                        keep_mtu_within(tap.name(), now, link.mtu);
                     }
                     stats_file.refresh(&stats.snapshot());
-                    keep_mtu_within(&tap, link.mtu);
-                    let now = tap
-                        .promiscuous()
-                        .ok()
-                        .map(|promiscuous| RxMode { promiscuous });
-                    rx_mode.poll(now, |mode| {
-                        let what = if mode.promiscuous { "on" } else { "off" };
-                        match driver.set_rx_mode(&*ctl, &func, mode) {
-                            Ok(Some(sent)) => {
-                                log::info!("{}: promiscuous {what}: {sent}", tap.name())
-                            }
-                            Ok(None) => log::debug!(
-                                "{}: promiscuous {what}; {} has no receive filter to set",
-                                tap.name(),
-                                func.class
-                            ),
-                            Err(e) => log::warn!(
-                                "{}: promiscuous {what}, but the device refused the filter: {e}",
-                                tap.name()
-                            ),
-                        }
+                    let mode = now.map(|now| RxMode {
+                        promiscuous: now.promiscuous,
+                    });
+                    rx_mode.poll(mode, |mode| {
+                        apply_rx_mode(driver.as_mut(), &*ctl, &func, tap.name(), mode)
                     });
                 }
                 ring.join()
@@ -697,20 +683,37 @@ fn take_back_after_reset(
 /// an MTU (its `max_mtu`), where a TAP takes anything up to 65535, and usbnetd could only
 /// drop every frame above the device's limit, which TCP, segmenting to the new MTU, would
 /// then retransmit in vain. A lower MTU is left as it is.
-fn keep_mtu_within(tap: &Tap, max: u32) {
-    let Ok(mtu) = tap.mtu() else { return };
+fn keep_mtu_within(ifname: &str, now: &IfState, max: u32) {
+    let mtu = now.mtu;
     if mtu <= max {
         return;
     }
-    match tap.set_mtu(max) {
-        Ok(()) => log::warn!(
-            "{}: MTU {mtu} is more than the device takes; set back to {max}",
-            tap.name()
-        ),
+    match now.set_mtu(max) {
+        Ok(()) => log::warn!("{ifname}: MTU {mtu} is more than the device takes; set back to {max}"),
         Err(e) => log::warn!(
-            "{}: MTU {mtu} is more than the device takes ({max}), and setting it back failed: {e}",
-            tap.name()
+            "{ifname}: MTU {mtu} is more than the device takes ({max}), and setting it back failed: {e}"
         ),
+    }
+}
+
+/// Program receive mode `mode` on the device through the class, and log what came of it.
+fn apply_rx_mode(
+    driver: &mut dyn class::ClassDriver,
+    ctl: &dyn usb::Control,
+    func: &NetFunction,
+    ifname: &str,
+    mode: RxMode,
+) {
+    let what = if mode.promiscuous { "on" } else { "off" };
+    match driver.set_rx_mode(ctl, func, mode) {
+        Ok(Some(sent)) => log::info!("{ifname}: promiscuous {what}: {sent}"),
+        Ok(None) => log::debug!(
+            "{ifname}: promiscuous {what}; {} has no receive filter to set",
+            func.class
+        ),
+        Err(e) => {
+            log::warn!("{ifname}: promiscuous {what}, but the device refused the filter: {e}")
+        }
     }
 }
 

@@ -161,40 +161,30 @@ impl Tap {
         sys::tap_set_carrier(&self.file, on)
     }
 
-    /// Whether the interface is promiscuous now: `IFF_PROMISC` in the kernel's own flags
-    /// (`/sys/class/net/NAME/flags`), which count every reason (`ip link set promisc on`,
-    /// a bridge port, a packet socket such as tcpdump's). `SIOCGIFFLAGS` and the netlink
-    /// link flags show only the first. The name is asked of the fd each time, so a
-    /// renamed interface is still found.
-    pub fn promiscuous(&self) -> io::Result<bool> {
-        let flags = self.sysfs_attr("flags", parse_sysfs_flags)?;
-        Ok(flags & libc::IFF_PROMISC as u32 != 0)
-    }
-
-    /// The interface's name now, which differs from [`Tap::name`] after a rename.
-    pub fn current_name(&self) -> io::Result<String> {
-        sys::tap_name(&self.file)
-    }
-
-    /// The interface's MTU now (someone may have changed it since [`Tap::create`]).
-    pub fn mtu(&self) -> io::Result<u32> {
-        self.sysfs_attr("mtu", |t| t.trim().parse().ok())
-    }
-
-    /// Set the MTU, under the interface's current name.
-    pub fn set_mtu(&self, mtu: u32) -> io::Result<()> {
-        sys::if_set_mtu(&sys::tap_name(&self.file)?, mtu)
-    }
-
-    /// `/sys/class/net/NAME/ATTR` parsed, NAME being the interface's current name.
-    fn sysfs_attr<T>(&self, attr: &str, parse: impl FnOnce(&str) -> Option<T>) -> io::Result<T> {
-        let path = format!("/sys/class/net/{}/{attr}", sys::tap_name(&self.file)?);
-        let text = std::fs::read_to_string(&path)?;
-        parse(&text).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{path}: {:?}", text.trim()),
-            )
+    /// The interface as it is now, read in one look: its name asked of the fd (so a
+    /// renamed interface is still found), then its MTU and flags from
+    /// `/sys/class/net/NAME/`.
+    pub fn state(&self) -> io::Result<IfState> {
+        let name = sys::tap_name(&self.file)?;
+        let attr = |attr: &str, parse: fn(&str) -> Option<u32>| {
+            let path = format!("/sys/class/net/{name}/{attr}");
+            let text = std::fs::read_to_string(&path)?;
+            parse(&text).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{path}: {:?}", text.trim()),
+                )
+            })
+        };
+        let mtu = attr("mtu", |t| t.trim().parse().ok())?;
+        let flags = attr("flags", parse_sysfs_flags)?;
+        Ok(IfState {
+            mtu,
+            // The kernel's own flags count every reason for IFF_PROMISC (`ip link set
+            // promisc on`, a bridge port, a packet socket such as tcpdump's);
+            // `SIOCGIFFLAGS` and the netlink link flags show only the first.
+            promiscuous: flags & libc::IFF_PROMISC as u32 != 0,
+            name,
         })
     }
 
@@ -206,6 +196,24 @@ impl Tap {
                 log::warn!("TUNSETCARRIER {on}: {e}");
             }
         }
+    }
+}
+
+/// What [`Tap::state`] read of the interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfState {
+    /// Its name now, which differs from [`Tap::name`] after a rename.
+    pub name: String,
+    /// Its MTU now (someone may have changed it since [`Tap::create`]).
+    pub mtu: u32,
+    /// Whether it is promiscuous, for any reason.
+    pub promiscuous: bool,
+}
+
+impl IfState {
+    /// Set the interface's MTU, under its name now.
+    pub fn set_mtu(&self, mtu: u32) -> io::Result<()> {
+        sys::if_set_mtu(&self.name, mtu)
     }
 }
 
