@@ -397,8 +397,8 @@ pub struct RxSide {
     pub status: Box<dyn StatusFixup>,
     /// Where frames go (TAP fd).
     pub net: Arc<File>,
-    /// Called on every carrier change.
-    pub on_carrier: Box<dyn FnMut(bool) + Send>,
+    /// Called on every carrier change and every speed the device reports.
+    pub on_link: Box<dyn FnMut(LinkEvent) + Send>,
 }
 
 /// The TX side: frames from the network → bulk OUT.
@@ -681,12 +681,13 @@ impl RxState {
                     self.carrier = Some(on);
                     Stats::add(&stats.carrier_changes, 1);
                     log::info!("link {}", if on { "up" } else { "down" });
-                    (self.side.on_carrier)(on);
+                    (self.side.on_link)(ev);
                 }
                 LinkEvent::Speed { down_bps, up_bps } => {
                     Stats::set(&stats.speed_down_bps, down_bps.into());
                     Stats::set(&stats.speed_up_bps, up_bps.into());
                     log::info!("link speed {down_bps} bit/s down, {up_bps} bit/s up");
+                    (self.side.on_link)(ev);
                 }
             }
         }

@@ -437,6 +437,10 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         if !link.carrier_from_status {
             let _ = tap.set_carrier(true);
         }
+        // Unknown until the device tells (a TAP's own default, 10 Mbit/s, would be a guess).
+        if let Err(e) = tap.set_speed(link.speed_bps) {
+            log::warn!("{}: cannot set the link speed it reports: {e}", tap.name());
+        }
         let max_frame = link.mtu as usize + class::ETH_HLEN;
         let mut cfg = RingConfig::sized(
             link.rx_transfer_size,
@@ -467,6 +471,10 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         );
         crate::sdnotify::ready(&format!("{} up on {devname}", tap.name()));
         let stats = Arc::new(Stats::default());
+        if let Some(bps) = link.speed_bps {
+            Stats::set(&stats.speed_down_bps, bps);
+            Stats::set(&stats.speed_up_bps, bps);
+        }
         let mut stats_file = StatsFile::new(&opts.stats_dir, tap.name());
         let mut next_binding = Some(binding);
         let mut resets = ResetBudget::default();
@@ -483,7 +491,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
                     rx: binding.rx,
                     status: binding.status,
                     net: tap.file(),
-                    on_carrier: Box::new(tap.carrier_setter()),
+                    on_link: Box::new(tap.link_setter()),
                 };
                 let tx = TxSide {
                     bulk_out: wrap_pipe(Box::new(bulk_out), XferType::Bulk, rec.as_ref()),

@@ -87,7 +87,8 @@ counters! {
     /// Times the datapath thread woke from `poll(2)`: transfers per wake-up show how well
     /// completions batch.
     wakeups,
-    /// Last reported downstream speed (bit/s), 0 when unknown.
+    /// Last reported downstream speed (bit/s: a CDC speed notification, or RNDIS
+    /// OID_GEN_LINK_SPEED at bind), 0 when unknown.
     speed_down_bps,
     /// Last reported upstream speed (bit/s), 0 when unknown.
     speed_up_bps,

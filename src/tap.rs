@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::class::{mac_text, Mac};
+use crate::class::{mac_text, LinkEvent, Mac};
 use crate::sys::tap as sys;
 
 /// How to create the interface.
@@ -188,14 +188,46 @@ impl Tap {
         })
     }
 
-    /// A callback that sets the carrier, for the RX thread.
-    pub fn carrier_setter(&self) -> impl FnMut(bool) + Send + 'static {
+    /// Set the link speed the interface reports (`ethtool`, `/sys/class/net/NAME/speed`)
+    /// from the device's bit rate: whole Mbit/s, rounded down as usbnet does; `None` (or
+    /// 0) for unknown.
+    pub fn set_speed(&self, bps: Option<u64>) -> io::Result<()> {
+        set_speed(&self.file, bps)
+    }
+
+    /// A callback that carries the device's link events to the interface, for the RX
+    /// thread: carrier through the fd, speed through ethtool.
+    pub fn link_setter(&self) -> impl FnMut(LinkEvent) + Send + 'static {
         let file = self.file.clone();
-        move |on| {
-            if let Err(e) = sys::tap_set_carrier(&file, on) {
-                log::warn!("TUNSETCARRIER {on}: {e}");
+        move |ev| match ev {
+            LinkEvent::Carrier(on) => {
+                if let Err(e) = sys::tap_set_carrier(&file, on) {
+                    log::warn!("TUNSETCARRIER {on}: {e}");
+                }
+            }
+            LinkEvent::Speed { down_bps, up_bps } => {
+                // usbnet reports the receive (device → host) rate, the transmit rate
+                // when that is unset.
+                let bps = if down_bps != 0 { down_bps } else { up_bps };
+                if let Err(e) = set_speed(&file, Some(bps.into())) {
+                    log::warn!("setting the interface's link speed: {e}");
+                }
             }
         }
+    }
+}
+
+fn set_speed(file: &File, bps: Option<u64>) -> io::Result<()> {
+    let name = sys::tap_name(file)?;
+    sys::if_set_link_speed(&name, link_mbps(bps))
+}
+
+/// Mbit/s for the interface from a device's bit rate (`None` or 0: unknown), as usbnet
+/// reports it: rounded down, and capped where ethtool's field ends.
+pub fn link_mbps(bps: Option<u64>) -> Option<u32> {
+    match bps? / 1_000_000 {
+        0 => None,
+        m => u32::try_from(m.min(u64::from(u32::MAX - 1))).ok(),
     }
 }
 
@@ -243,6 +275,19 @@ mod tests {
         for bad in ["", "1003", "0x", "0xzz", "0x1_0000_0000"] {
             assert_eq!(parse_sysfs_flags(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn link_speed_in_whole_mbits() {
+        // f_ncm / f_ecm at high speed: 13 packets of 512 bytes per microframe.
+        assert_eq!(link_mbps(Some(425_984_000)), Some(425));
+        // QEMU's usb-net: OID_GEN_LINK_SPEED 1,000,000 x 100 bit/s.
+        assert_eq!(link_mbps(Some(100_000_000)), Some(100));
+        assert_eq!(link_mbps(Some(999_999)), None);
+        assert_eq!(link_mbps(Some(0)), None);
+        assert_eq!(link_mbps(None), None);
+        // u32::MAX is ethtool's "unknown": a rate that large is capped below it.
+        assert_eq!(link_mbps(Some(u64::MAX)), Some(u32::MAX - 1));
     }
 
     #[test]

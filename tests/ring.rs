@@ -6,12 +6,12 @@ use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nusb::transfer::TransferError;
-use usbnetd::class::{driver_for, Binding, BusFacts, RxMode};
+use usbnetd::class::{driver_for, Binding, BusFacts, LinkEvent, RxMode};
 use usbnetd::fake::{self, FakeControl, FakeHandle};
 use usbnetd::probe::{ClassKind, NetFunction};
 use usbnetd::ring::{run_rx, run_tx, Exit, RingConfig, RxSide, Stop, TxSide};
@@ -254,6 +254,8 @@ struct Rx {
     stats: Arc<Stats>,
     stop: Arc<Stop>,
     carrier: Arc<AtomicBool>,
+    /// Every link event the ring handed to the interface, in order.
+    links: Arc<Mutex<Vec<LinkEvent>>>,
     thread: thread::JoinHandle<Exit>,
 }
 
@@ -266,15 +268,21 @@ fn start_rx(class: ClassKind, rx_queue: usize) -> Rx {
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(Stop::new().unwrap());
     let carrier = Arc::new(AtomicBool::new(false));
+    let links = Arc::new(Mutex::new(Vec::new()));
     let side = RxSide {
         bulk_in: Box::new(bulk_in),
         interrupt: Some(Box::new(int_pipe)),
         rx: binding.rx,
         status: binding.status,
         net: file,
-        on_carrier: Box::new({
-            let carrier = carrier.clone();
-            move |on| carrier.store(on, Ordering::SeqCst)
+        on_link: Box::new({
+            let (carrier, links) = (carrier.clone(), links.clone());
+            move |ev| {
+                if let LinkEvent::Carrier(on) = ev {
+                    carrier.store(on, Ordering::SeqCst);
+                }
+                links.lock().unwrap().push(ev);
+            }
         }),
     };
     let thread = {
@@ -289,6 +297,7 @@ fn start_rx(class: ClassKind, rx_queue: usize) -> Rx {
         stats,
         stop,
         carrier,
+        links,
         thread,
     }
 }
@@ -574,6 +583,15 @@ fn network_connection_notifications_drive_carrier() {
         .deliver(&[0xa1, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]));
     wait_until("carrier off", || !rx.carrier.load(Ordering::SeqCst));
     assert_eq!(rx.stats.snapshot().carrier_changes, 2);
+    // The interface got each change once, the speed between them.
+    let speed = LinkEvent::Speed {
+        down_bps: 425_984_000,
+        up_bps: 425_984_000,
+    };
+    assert_eq!(
+        *rx.links.lock().unwrap(),
+        [LinkEvent::Carrier(true), speed, LinkEvent::Carrier(false)]
+    );
     rx.stop.trigger();
     rx.thread.join().unwrap();
 }
@@ -871,7 +889,7 @@ fn rx_with_offload_puts_a_plain_virtio_net_header_before_each_frame() {
         rx: binding.rx,
         status: binding.status,
         net: file,
-        on_carrier: Box::new(|_| {}),
+        on_link: Box::new(|_| {}),
     };
     let t = {
         let (stats, stop) = (stats.clone(), stop.clone());

@@ -82,6 +82,7 @@ impl ClassDriver for Ecm {
                 rx_transfer_size,
                 tx_transfer_size: max_frame,
                 carrier_from_status: func.interrupt_in.is_some(),
+                speed_bps: None,
                 framing: "one frame per transfer".into(),
             },
             rx: Box::new(EcmRx::new(max_frame)),

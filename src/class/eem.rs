@@ -71,6 +71,7 @@ impl ClassDriver for Eem {
                 rx_transfer_size: round_up(full + eem::HEADER_LEN + 1, bus.max_packet),
                 tx_transfer_size: full + eem::HEADER_LEN,
                 carrier_from_status: false,
+                speed_bps: None,
                 framing: format!("EEM packets, up to {full} B per OUT transfer, sentinel CRC"),
             },
             rx: Box::new(EemRx::new(max_frame, echos.clone())),

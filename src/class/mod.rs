@@ -39,6 +39,9 @@ pub struct LinkInfo {
     /// Whether the class reports carrier through notifications; when false, carrier is on
     /// from the start.
     pub carrier_from_status: bool,
+    /// The link's bit rate as the device told it at bind (RNDIS `OID_GEN_LINK_SPEED`);
+    /// CDC devices tell theirs later, in a CONNECTION_SPEED_CHANGE notification.
+    pub speed_bps: Option<u64>,
     /// A short description of the negotiated framing for the "up" log line.
     pub framing: String,
 }

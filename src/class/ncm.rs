@@ -133,6 +133,7 @@ impl ClassDriver for Ncm {
                 rx_transfer_size: round_up(rx_size as usize, bus.max_packet),
                 tx_transfer_size: tx_size,
                 carrier_from_status: func.interrupt_in.is_some(),
+                speed_bps: None,
                 framing,
             },
             rx: Box::new(NcmRx { limits }),

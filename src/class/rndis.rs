@@ -471,6 +471,16 @@ impl Rndis {
             Err(why) => log::debug!("{what}: {why}"),
         }
 
+        // rndis_host does not ask; Windows does, and so `ethtool` can show it.
+        let what = "RNDIS QUERY OID_GEN_LINK_SPEED";
+        let speed_bps = match self.query(&rc, oid::GEN_LINK_SPEED, what, &mut media)? {
+            Ok(info) => le32(&info).filter(|&s| s != 0).map(|s| u64::from(s) * 100),
+            Err(why) => {
+                log::debug!("{what}: {why}");
+                None
+            }
+        };
+
         let align = 1usize << align_factor;
         // The largest transfer this device can take: `max_packets` messages of the largest
         // frame (each but the last padded to the alignment) within its MaxTransferSize. The
@@ -493,6 +503,7 @@ impl Rndis {
                 // Without an interrupt endpoint nothing could ever turn carrier on; a device
                 // that said "disconnected" starts without carrier.
                 carrier_from_status: func.interrupt_in.is_some() && media == Some(false),
+                speed_bps,
                 framing: format!(
                     "RNDIS {major}.{minor}, device takes {max_packets} packet(s) and \
                      {max_transfer_size} B per transfer (alignment {align})"
@@ -714,6 +725,8 @@ mod tests {
         mangle: Option<fn(&mut Vec<u8>)>,
         /// MaxPacketsPerTransfer to announce (0: 4).
         max_packets: u32,
+        /// Answer OID_GEN_LINK_SPEED with an empty buffer.
+        no_link_speed: bool,
     }
 
     impl Control for Device {
@@ -754,6 +767,10 @@ mod tests {
                     let info: Vec<u8> = match oid {
                         oid::PERMANENT_ADDRESS_802_3 => vec![0x02, 1, 2, 3, 4, 5],
                         oid::GEN_MAXIMUM_FRAME_SIZE => 1500u32.to_le_bytes().to_vec(),
+                        // f_rndis at high speed: 425,984,000 bit/s in units of 100.
+                        oid::GEN_LINK_SPEED if !self.no_link_speed => {
+                            4_259_840u32.to_le_bytes().to_vec()
+                        }
                         oid::GEN_MEDIA_CONNECT_STATUS => {
                             u32::from(self.media_disconnected).to_le_bytes().to_vec()
                         }
@@ -865,9 +882,20 @@ mod tests {
                 msg::QUERY,
                 msg::QUERY,
                 msg::SET,
+                msg::QUERY,
                 msg::QUERY
             ]
         );
+        // The last query asked for the link speed, and its answer (in units of 100 bit/s)
+        // is the interface's.
+        assert!(matches!(
+            Message::parse(&sent[6]),
+            Ok(Message::Query {
+                oid: oid::GEN_LINK_SPEED,
+                ..
+            })
+        ));
+        assert_eq!(b.link.speed_bps, Some(425_984_000));
         assert_eq!(
             Message::parse(&sent[1]),
             Ok(Message::KeepaliveCmplt {
@@ -909,6 +937,18 @@ mod tests {
             rndis.tx_queue * 100 >= ecm.tx_queue * 95,
             "{rndis:?} vs {ecm:?}"
         );
+    }
+
+    #[test]
+    fn a_device_without_a_link_speed_binds_with_the_speed_unknown() {
+        let dev = Arc::new(Device {
+            no_link_speed: true,
+            ..Device::default()
+        });
+        let ctl: Arc<dyn Control> = dev.clone();
+        let b = Rndis::default().bind(&ctl, &function(), BUS).unwrap();
+        assert_eq!(b.link.speed_bps, None);
+        assert_eq!(b.link.mtu, 1500);
     }
 
     #[test]

@@ -65,6 +65,7 @@ impl ClassDriver for Subset {
                 rx_transfer_size: round_up(max_frame + 1, bus.max_packet),
                 tx_transfer_size: max_frame,
                 carrier_from_status: false,
+                speed_bps: None,
                 framing: "one frame per transfer, no control".into(),
             },
             rx: Box::new(EcmRx::new(max_frame)),

@@ -176,3 +176,74 @@ pub fn if_exists(name: &str) -> bool {
     // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
     unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
 }
+
+/// `struct ethtool_cmd` from `linux/ethtool.h`: the argument of the legacy
+/// `ETHTOOL_GSET` / `ETHTOOL_SSET` commands, which the kernel converts to and from the
+/// driver's link settings.
+#[repr(C)]
+#[derive(Debug, Default)]
+struct EthtoolCmd {
+    cmd: u32,
+    supported: u32,
+    advertising: u32,
+    speed: u16,
+    duplex: u8,
+    port: u8,
+    phy_address: u8,
+    transceiver: u8,
+    autoneg: u8,
+    mdio_support: u8,
+    maxtxpkt: u32,
+    maxrxpkt: u32,
+    speed_hi: u16,
+    eth_tp_mdix: u8,
+    eth_tp_mdix_ctrl: u8,
+    lp_advertising: u32,
+    reserved: [u32; 2],
+}
+
+const ETHTOOL_GSET: u32 = 0x1;
+const ETHTOOL_SSET: u32 = 0x2;
+const DUPLEX_FULL: u8 = 0x1;
+const DUPLEX_UNKNOWN: u8 = 0xff;
+/// `SPEED_UNKNOWN` (-1) as the legacy command's two halves carry it.
+const SPEED_UNKNOWN: u32 = u32::MAX;
+
+const _: () = assert!(std::mem::size_of::<EthtoolCmd>() == 44);
+
+/// `SIOCETHTOOL` with a legacy command: the kernel reads and writes `cmd` in place.
+fn ethtool(name: &str, cmd: &mut EthtoolCmd) -> io::Result<()> {
+    let mut req = ifreq_named(name)?;
+    req.ifr_ifru.ifru_data = (cmd as *mut EthtoolCmd).cast();
+    let sock = ctl_socket()?;
+    // SAFETY: SIOCETHTOOL reads the `ifreq` and, through `ifru_data`, reads and writes one
+    // 44-byte `struct ethtool_cmd` (the size is asserted above) for the GSET/SSET commands
+    // used here; both `req` and `*cmd` are valid and exclusively borrowed for the call.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCETHTOOL, &mut req) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The link speed an interface reports (`ethtool NAME`, `/sys/class/net/NAME/speed`), in
+/// Mbit/s: `Some` for a known speed (full duplex), `None` for unknown. A TAP only stores
+/// what it is given (it shapes nothing); its own default is 10 Mbit/s, which says nothing
+/// of the device behind it. Read-modify-write (`ETHTOOL_GSET`, then `ETHTOOL_SSET`), so the
+/// port and the rest keep the driver's values. Needs CAP_NET_ADMIN.
+pub fn if_set_link_speed(name: &str, mbps: Option<u32>) -> io::Result<()> {
+    let mut cmd = EthtoolCmd {
+        cmd: ETHTOOL_GSET,
+        ..EthtoolCmd::default()
+    };
+    ethtool(name, &mut cmd)?;
+    let (speed, duplex) = match mbps {
+        Some(m) => (m, DUPLEX_FULL),
+        None => (SPEED_UNKNOWN, DUPLEX_UNKNOWN),
+    };
+    cmd.cmd = ETHTOOL_SSET;
+    cmd.speed = speed as u16;
+    cmd.speed_hi = (speed >> 16) as u16;
+    cmd.duplex = duplex;
+    ethtool(name, &mut cmd)
+}

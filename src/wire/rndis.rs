@@ -64,6 +64,8 @@ pub mod status {
 pub mod oid {
     /// Largest network packet, Ethernet header not included (so: the MTU).
     pub const GEN_MAXIMUM_FRAME_SIZE: u32 = 0x0001_0106;
+    /// The link's bit rate, in units of 100 bit/s (le32).
+    pub const GEN_LINK_SPEED: u32 = 0x0001_0107;
     /// The packet filter (`NDIS_PACKET_TYPE_*` bits, le32).
     pub const GEN_CURRENT_PACKET_FILTER: u32 = 0x0001_010e;
     /// Media state: 0 connected, 1 disconnected (le32).

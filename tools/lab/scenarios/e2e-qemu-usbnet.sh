@@ -25,6 +25,11 @@ fi
 mac=$(cat /sys/class/net/$TAP/address)
 check "$TAP MAC $mac is QEMU's usb-net MAC $LAB_QEMU_USBNET_MAC" [ "$mac" = "$LAB_QEMU_USBNET_MAC" ]
 [ "${LAB_E2E_STANDIN:-0}" = 1 ] || check "$TAP is a TAP device" test -e /sys/class/net/$TAP/tun_flags
+# RNDIS OID_GEN_LINK_SPEED: QEMU says 100 Mbit/s; its ECM sends no speed notification.
+case $CLASS in rndis) _want=100 ;; *) _want=-1 ;; esac
+[ "${LAB_E2E_STANDIN:-0}" = 1 ] ||
+	check "$TAP reports link speed $_want (got: $(cat /sys/class/net/$TAP/speed 2>&1))" \
+		[ "$(cat /sys/class/net/$TAP/speed)" = $_want ]
 if timeout 20 udhcpc -i $TAP -n -q -t 5 -T 1 -s /mnt/udhcpc.script > $LAB_RES.udhcpc.log 2>&1; then
 	ok "DHCP lease: $(grep 'udhcpc: bound' $LAB_RES.udhcpc.log | head -1)"
 else

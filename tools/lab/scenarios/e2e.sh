@@ -12,6 +12,9 @@ DRIVER=$(class_driver $CLASS)
 TAP=usbnet0
 kernel_up $CLASS
 check "kernel driver on 1-1:1.0 is $DRIVER before usbnetd" iface_bound_to $DRIVER
+# The link speed the kernel's driver reports for the device (none where it tells none).
+kspeed=$(cat /sys/class/net/$HOSTIF/speed 2>/dev/null) || kspeed=
+log "kernel $DRIVER: $HOSTIF reports link speed ${kspeed:-none}"
 
 start_usbnetd run --device $GADGET_PORT --ifname $TAP -v
 wait_usbnetd_if $TAP 10
@@ -25,6 +28,16 @@ if [ "${LAB_E2E_STANDIN:-0}" = 1 ]; then
 	log "stand-in binary: usbfs claim and TAP checks skipped"
 else
 	check "$TAP is a TAP device" test -e /sys/class/net/$TAP/tun_flags
+	# The speed the TAP reports is the device's: from a CDC speed notification (ncm,
+	# ecm) or RNDIS OID_GEN_LINK_SPEED, 425 Mbit/s from a high-speed Linux gadget. EEM
+	# and the subset tell none: -1, unknown, where a TAP would say 10 on its own.
+	case $CLASS in ncm | ecm | rndis) _want=425 ;; *) _want=-1 ;; esac
+	check "$TAP reports link speed $_want (got: $(cat /sys/class/net/$TAP/speed 2>&1))" \
+		wait_for 3 sh -c "[ \"\$(cat /sys/class/net/$TAP/speed)\" = $_want ]"
+	case $kspeed in
+	'' | -1) log "kernel $DRIVER tells no speed to compare with" ;;
+	*) check "$TAP's link speed $_want is the kernel $DRIVER's $kspeed" [ "$kspeed" = $_want ] ;;
+	esac
 	check "1-1:1.0 claimed through usbfs (driver: $(iface_driver 0))" iface_bound_to usbfs
 	# the datapath's scheduling policy (field 41 of /proc/PID/task/TID/stat): 3 is
 	# SCHED_BATCH (the default, --sched batch), 0 SCHED_OTHER (--sched normal)
