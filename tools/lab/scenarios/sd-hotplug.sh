@@ -86,6 +86,9 @@ while [ $i -lt $CYCLES ]; do
 		check "$TAP is a TAP" test -e /sys/class/net/$TAP/tun_flags
 		check "$GADGET_PORT:1.0 claimed through usbfs (driver: $(iface_driver 0))" iface_bound_to usbfs
 		check "systemd-networkd gave $TAP $NET_HOST" wait_for 10 sh -c "ip -4 addr show dev $TAP | grep -q 'inet $NET_HOST/'"
+		# the unit's CAP_NET_ADMIN is what ethtool's set needs: the NCM gadget's speed
+		check "$TAP reports the gadget's link speed 425 (got: $(cat /sys/class/net/$TAP/speed 2>&1))" \
+			wait_for 3 sh -c "[ \"\$(cat /sys/class/net/$TAP/speed)\" = 425 ]"
 		systemctl status --no-pager "usbnetd@$inst.service" 2>&1 | sed -n '1,12p' | sed 's/^/  status: /'
 	fi
 	# every plug: udev's link policy (MACAddressPolicy) must not have replaced the MAC
