@@ -648,25 +648,28 @@ fn start_tx_with(
 
 #[test]
 fn ecm_tx_back_pressure_loses_no_frame_and_counts_tx_busy() {
-    let tx = start_tx(ClassKind::Ecm, 4, false);
     let frames: Vec<Vec<u8>> = (0..300u32)
         .map(|i| frame(i, 60 + i as usize % 900))
         .collect();
-    // A datagram socket queues only a few messages (the TAP queues txqueuelen): send from
-    // a thread, which blocks while the ring is not reading.
+    // Eight frames wait before the ring starts, so that a fifth is there when the four
+    // slots fill. (Sent from the thread below instead, it could come after the ring had
+    // filled and gone to sleep, which rightly watches the network only with room: the
+    // stop would then be counted only after a completion, which this test waits with.)
+    let tx = start_tx_with(ClassKind::Ecm, 4, false, false, &frames[..8]);
+    // A datagram socket queues only a few messages (the TAP queues txqueuelen): send the
+    // rest from a thread, which blocks while the ring is not reading.
     let sender = {
         let peer = tx.peer.try_clone().unwrap();
         let frames = frames.clone();
         thread::spawn(move || {
-            for f in &frames {
+            for f in &frames[8..] {
                 peer.send(f).unwrap();
             }
         })
     };
     // The device is slow: all four slots fill and the ring must stop reading.
     wait_until("OUT ring full", || tx.dev.in_flight() == 4);
-    // A fifth frame finds no slot: the ring stops reading and counts the stop. (Waited for,
-    // not slept on: under load the sender may take a while to queue that fifth frame.)
+    // The fifth frame finds no slot: the ring stops reading and counts the stop.
     wait_until("a tx_busy stop", || tx.stats.snapshot().tx_busy >= 1);
     assert_eq!(tx.dev.in_flight(), 4, "never more than tx_queue in flight");
     let mut sent = Vec::new();
