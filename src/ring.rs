@@ -85,6 +85,10 @@ impl Breaker {
 /// How long teardown waits for cancelled transfers to come back.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// While the interface is down, how often the RX side looks whether it is up again (it
+/// also looks as soon as the interface has a frame to send, which it has only when up).
+pub const NET_DOWN_RECHECK: Duration = Duration::from_secs(1);
+
 /// What to do with a failed transfer: the one place errors are classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -253,12 +257,15 @@ impl Sleeper {
     }
 }
 
-/// One TAP write of a virtio-net header and a packet; a refusal is counted.
-fn write_tap(net: &File, stats: &Stats, hdr: &[u8], pkt: &[u8]) {
+/// One TAP write of a virtio-net header and a packet; a refusal is counted. `false` if
+/// the network side refused it.
+fn write_tap(net: &File, stats: &Stats, hdr: &[u8], pkt: &[u8]) -> bool {
     let iov = [IoSlice::new(hdr), IoSlice::new(pkt)];
-    if (&*net).write_vectored(&iov).is_err() {
+    let written = (&*net).write_vectored(&iov).is_ok();
+    if !written {
         Stats::add(&stats.rx_drop_tap, 1);
     }
+    written
 }
 
 /// Take the next completion from `pipe` if one is ready (registering `waker` otherwise).
@@ -399,6 +406,9 @@ pub struct RxSide {
     pub net: Arc<File>,
     /// Called on every carrier change and every speed the device reports.
     pub on_link: Box<dyn FnMut(LinkEvent) + Send>,
+    /// Whether the network side takes frames now (the interface is up). Asked when a
+    /// write is refused, and while it is down; see [`RxState::net_down`].
+    pub net_up: Box<dyn FnMut() -> bool + Send>,
 }
 
 /// The TX side: frames from the network → bulk OUT.
@@ -431,6 +441,12 @@ struct RxState {
     carrier: Option<bool>,
     /// The interrupt endpoint's halt and error state.
     int: EpState,
+    /// The network side was found down (an interface set down refuses every frame):
+    /// bulk IN is not polled until it is up again, as usbnet's `stop` kills its IN
+    /// transfers and its `open` submits them again. The device keeps what it has to
+    /// send meanwhile instead of usbnetd reading and dropping it. Since when, for the
+    /// next look.
+    net_down: Option<Instant>,
 }
 
 /// An endpoint's halt and error state (bulk IN, interrupt IN, bulk OUT).
@@ -498,7 +514,46 @@ impl RxState {
             gro: cfg.vnet.then(Gro::new),
             carrier: None,
             int: EpState::default(),
+            net_down: None,
         }
+    }
+
+    /// A write was refused: if the network side is down, stop polling bulk IN (what is
+    /// in flight is cancelled; the buffers wait in `spare`).
+    fn refused(&mut self) {
+        if self.net_down.is_some() || (self.side.net_up)() {
+            return;
+        }
+        log::info!("the interface is down: bulk IN paused until it is up");
+        self.net_down = Some(Instant::now());
+        self.side.bulk_in.cancel_all();
+    }
+
+    /// While the network side is down, look again (at once if `now`, else once per
+    /// [`NET_DOWN_RECHECK`]); once it is up, put every IN transfer back in flight.
+    fn recheck_net(&mut self, now: bool) {
+        let Some(since) = self.net_down else {
+            return;
+        };
+        if !now && since.elapsed() < NET_DOWN_RECHECK {
+            return;
+        }
+        if !(self.side.net_up)() {
+            self.net_down = Some(Instant::now());
+            return;
+        }
+        log::info!("the interface is up: bulk IN resumed");
+        self.net_down = None;
+        if !self.bulk.halting {
+            for b in self.spare.drain(..) {
+                self.side.bulk_in.submit(b);
+            }
+        }
+    }
+
+    /// How long a sleep may last: while the network side is down, until the next look.
+    fn sleep_limit(&self) -> Option<Duration> {
+        self.net_down.map(|_| NET_DOWN_RECHECK)
     }
 
     /// Put every IN transfer in flight (allocated once, here).
@@ -526,6 +581,9 @@ impl RxState {
         let mut worked = false;
         // A failed transfer to retry was seen: pause once, at the end of the step.
         let mut pause = false;
+        // The network side refused a frame.
+        let mut refused = false;
+        self.recheck_net(false);
         while let Some(c) = next(self.side.bulk_in.as_mut(), waker) {
             worked = true;
             match c.status {
@@ -542,8 +600,9 @@ impl RxState {
                     match self.gro.as_mut() {
                         Some(gro) => {
                             // With offloads on: coalesce each transfer's TCP bursts.
-                            let mut write =
-                                |hdr: &[u8], pkt: &[u8]| write_tap(net, stats, hdr, pkt);
+                            let mut write = |hdr: &[u8], pkt: &[u8]| {
+                                refused |= !write_tap(net, stats, hdr, pkt);
+                            };
                             let merged = gro.merged_packets;
                             self.side.rx.rx_fixup(
                                 data,
@@ -559,7 +618,10 @@ impl RxState {
                             data,
                             &mut |frame| match (&**net).write(frame) {
                                 Ok(_) => count(frame),
-                                Err(_) => Stats::add(&stats.rx_drop_tap, 1),
+                                Err(_) => {
+                                    refused = true;
+                                    Stats::add(&stats.rx_drop_tap, 1)
+                                }
                             },
                             &mut self.drops,
                         ),
@@ -613,12 +675,15 @@ impl RxState {
         if let Some(gro) = self.gro.as_mut() {
             let net = &self.side.net;
             let merged = gro.merged_packets;
-            gro.flush(&mut |hdr, pkt| write_tap(net, stats, hdr, pkt));
+            gro.flush(&mut |hdr, pkt| refused |= !write_tap(net, stats, hdr, pkt));
             Stats::add(&stats.rx_gro_packets, gro.merged_packets - merged);
+        }
+        if refused {
+            self.refused();
         }
         // Resubmit after the frames are written, and only once several wait: between
         // steps at least `rx_queue - spare_max` transfers stay in flight.
-        if self.spare.len() > self.spare_max && !self.bulk.halting {
+        if self.spare.len() > self.spare_max && !self.bulk.halting && self.net_down.is_none() {
             for b in self.spare.drain(..) {
                 self.side.bulk_in.submit(b);
             }
@@ -1093,11 +1158,13 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
             }
         } else if !rx.has_completion() && !tx.wants_completion() {
             let net = tx.side.net.clone();
-            let woken = sleeper.sleep(Some(stop), t.room.then_some(&*net), None);
+            let woken = sleeper.sleep(Some(stop), t.room.then_some(&*net), rx.sleep_limit());
             Stats::add(&stats.wakeups, 1);
             if woken.stop {
                 break Exit::Stopped;
             }
+            // A frame to send means the interface is up again.
+            rx.recheck_net(woken.net);
             tx.woke(t.room, woken);
             if woken.usb {
                 // Completions may belong to a pipe the next steps do not poll (TX polls
@@ -1127,7 +1194,7 @@ pub fn run_rx(side: RxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
             Ok(true) => {}
             Ok(false) if rx.has_completion() => {}
             Ok(false) => {
-                let woken = sleeper.sleep(Some(stop), None, None);
+                let woken = sleeper.sleep(Some(stop), None, rx.sleep_limit());
                 if woken.stop {
                     break Exit::Stopped;
                 }

@@ -492,6 +492,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
                     status: binding.status,
                     net: tap.file(),
                     on_link: Box::new(tap.link_setter()),
+                    net_up: Box::new(tap.up_checker()),
                 };
                 let tx = TxSide {
                     bulk_out: wrap_pipe(Box::new(bulk_out), XferType::Bulk, rec.as_ref()),

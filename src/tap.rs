@@ -195,6 +195,20 @@ impl Tap {
         set_speed(&self.file, bps)
     }
 
+    /// A callback that tells whether the interface is up (administratively: `ip link set
+    /// IF up`), for the RX thread, which stops polling the device while it is down. It
+    /// asks under the interface's name now; when it cannot tell, it says up.
+    pub fn up_checker(&self) -> impl FnMut() -> bool + Send + 'static {
+        let file = self.file.clone();
+        move || match sys::tap_name(&file).and_then(|name| sys::if_flags(&name)) {
+            Ok(flags) => flags & libc::IFF_UP as libc::c_short != 0,
+            Err(e) => {
+                log::debug!("cannot read the interface's flags: {e}");
+                true
+            }
+        }
+    }
+
     /// A callback that carries the device's link events to the interface, for the RX
     /// thread: carrier through the fd, speed through ethtool.
     pub fn link_setter(&self) -> impl FnMut(LinkEvent) + Send + 'static {

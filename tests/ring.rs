@@ -256,6 +256,8 @@ struct Rx {
     carrier: Arc<AtomicBool>,
     /// Every link event the ring handed to the interface, in order.
     links: Arc<Mutex<Vec<LinkEvent>>>,
+    /// What the ring is told when it asks whether the interface is up.
+    up: Arc<AtomicBool>,
     thread: thread::JoinHandle<Exit>,
 }
 
@@ -269,6 +271,7 @@ fn start_rx(class: ClassKind, rx_queue: usize) -> Rx {
     let stop = Arc::new(Stop::new().unwrap());
     let carrier = Arc::new(AtomicBool::new(false));
     let links = Arc::new(Mutex::new(Vec::new()));
+    let up = Arc::new(AtomicBool::new(true));
     let side = RxSide {
         bulk_in: Box::new(bulk_in),
         interrupt: Some(Box::new(int_pipe)),
@@ -284,6 +287,10 @@ fn start_rx(class: ClassKind, rx_queue: usize) -> Rx {
                 links.lock().unwrap().push(ev);
             }
         }),
+        net_up: Box::new({
+            let up = up.clone();
+            move || up.load(Ordering::SeqCst)
+        }),
     };
     let thread = {
         let (stats, stop) = (stats.clone(), stop.clone());
@@ -298,6 +305,7 @@ fn start_rx(class: ClassKind, rx_queue: usize) -> Rx {
         stop,
         carrier,
         links,
+        up,
         thread,
     }
 }
@@ -551,6 +559,35 @@ fn ncm_rx_delivers_every_datagram_of_an_ntb() {
         assert_eq!(&buf[..n], &f[..]);
     }
     wait_until("counters", || rx.stats.snapshot().rx_frames == 10);
+    rx.stop.trigger();
+    rx.thread.join().unwrap();
+}
+
+#[test]
+fn bulk_in_stops_while_the_interface_is_down_and_comes_back_when_it_is_up() {
+    // usbnet's stop kills its IN transfers and its open submits them again: while the
+    // interface refuses frames because it is down, none stays in flight.
+    let rx = start_rx(ClassKind::Ecm, 8);
+    rx.up.store(false, Ordering::SeqCst);
+    // A down TAP refuses every write (EIO); here the peer stops taking them (EPIPE).
+    rx.peer.shutdown(std::net::Shutdown::Read).unwrap();
+    assert!(rx.dev.deliver(&frame(0, 60)));
+    wait_until("IN transfers cancelled", || rx.dev.in_flight() == 0);
+    let submitted = rx.dev.submissions();
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(rx.dev.submissions(), submitted, "submitted while down");
+    assert_eq!(rx.stats.snapshot().rx_drop_tap, 1);
+    // Up again: looked at within NET_DOWN_RECHECK, and the whole queue goes back.
+    rx.up.store(true, Ordering::SeqCst);
+    wait_until("IN queue refilled", || rx.dev.in_flight() == 8);
+    // A refusal while the interface is up (here the peer, still gone) is a drop, not a
+    // reason to stop: the transfer waits with the spares to be resubmitted.
+    assert!(rx.dev.deliver(&frame(1, 60)));
+    wait_until("second frame refused", || {
+        rx.stats.snapshot().rx_drop_tap == 2
+    });
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(rx.dev.in_flight(), 7);
     rx.stop.trigger();
     rx.thread.join().unwrap();
 }
@@ -893,6 +930,7 @@ fn rx_with_offload_puts_a_plain_virtio_net_header_before_each_frame() {
         status: binding.status,
         net: file,
         on_link: Box::new(|_| {}),
+        net_up: Box::new(|| true),
     };
     let t = {
         let (stats, stop) = (stats.clone(), stop.clone());

@@ -152,12 +152,18 @@ pub fn if_set_txqlen(name: &str, qlen: u32) -> io::Result<()> {
     sock_ioctl(&mut req, libc::SIOCSIFTXQLEN)
 }
 
-/// `SIOCGIFFLAGS` + `SIOCSIFFLAGS`: set or clear `IFF_UP`.
-pub fn if_set_up(name: &str, up: bool) -> io::Result<()> {
+/// `SIOCGIFFLAGS`: the interface's flags (`IFF_*`).
+pub fn if_flags(name: &str) -> io::Result<libc::c_short> {
     let mut req = ifreq_named(name)?;
     sock_ioctl(&mut req, libc::SIOCGIFFLAGS)?;
     // SAFETY: SIOCGIFFLAGS filled `ifru_flags`; reading the short member of the union.
-    let mut flags = unsafe { req.ifr_ifru.ifru_flags };
+    Ok(unsafe { req.ifr_ifru.ifru_flags })
+}
+
+/// `SIOCGIFFLAGS` + `SIOCSIFFLAGS`: set or clear `IFF_UP`.
+pub fn if_set_up(name: &str, up: bool) -> io::Result<()> {
+    let mut req = ifreq_named(name)?;
+    let mut flags = if_flags(name)?;
     if up {
         flags |= libc::IFF_UP as libc::c_short;
     } else {

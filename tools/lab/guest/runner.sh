@@ -28,6 +28,7 @@ scenario_script() {
 	e2e-qemu-usbnet | e2e-qemu-usbnet-rndis) echo "$S/scenarios/e2e-qemu-usbnet.sh" ;;
 	e2e-*) echo "$S/scenarios/e2e.sh" ;;
 	rxmode-*) echo "$S/scenarios/rxmode.sh" ;;
+	ifdown-*) echo "$S/scenarios/ifdown.sh" ;;
 	reset-*) echo "$S/scenarios/reset.sh" ;;
 	*) echo "$S/scenarios/$1.sh" ;;
 	esac
