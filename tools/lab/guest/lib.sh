@@ -238,6 +238,17 @@ kernel_up() {
 	net_gadget_ns
 }
 
+# kernel_up_usbmon CLASS FILE: record every bus (usbmon 0u) into FILE from before the
+# plug, so that the kernel driver's bind counts too; then kernel_up CLASS and check that
+# its driver bound. Sets MONPID and DEVADDR (BUS:DEV as usbmon writes it).
+kernel_up_usbmon() {
+	cat /sys/kernel/debug/usb/usbmon/0u > $2 &
+	MONPID=$!
+	kernel_up $1
+	check "kernel driver on 1-1:1.0 is $(class_driver $1)" iface_bound_to $(class_driver $1)
+	DEVADDR=$(printf '%d:%03d' $BUSNUM $DEVNUM)
+}
+
 # ncm_gadget_flush HOSTMAC: after a replug, unstick the Linux NCM gadget (f_ncm).
 # Unplugged while it is sending, f_ncm keeps its half-built NTB but its 300 us flush
 # timer fires while the function is down and is never armed again, so after the replug

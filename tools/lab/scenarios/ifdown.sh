@@ -11,12 +11,7 @@ DRIVER=$(class_driver $CLASS)
 TAP=usbnet0
 MON=/tmp/lab-usbmon-ifdown.txt
 
-# Every bus, from before the plug: each IN transfer's submission and completion count.
-cat /sys/kernel/debug/usb/usbmon/0u > $MON &
-MONPID=$!
-kernel_up $CLASS
-check "kernel driver on 1-1:1.0 is $DRIVER" iface_bound_to $DRIVER
-DEVADDR=$(printf '%d:%03d' $BUSNUM $DEVNUM)
+kernel_up_usbmon $CLASS $MON
 
 # usbmon text: tag time S|C|E Bi:BUS:DEV:EP ... Bulk IN transfers to the gadget:
 # in_pending: submitted and not completed; in_submitted: submissions so far.

@@ -15,12 +15,7 @@ TAP=usbnet0
 BR=lab-br0
 MON=/tmp/lab-usbmon.txt
 
-# Every bus (0u), from before the plug: the kernel driver's bind-time requests count.
-cat /sys/kernel/debug/usb/usbmon/0u > $MON &
-MONPID=$!
-kernel_up $CLASS
-check "kernel driver on 1-1:1.0 is $DRIVER" iface_bound_to $DRIVER
-DEVADDR=$(printf '%d:%03d' $BUSNUM $DEVNUM)
+kernel_up_usbmon $CLASS $MON
 
 # filters: the packet filters the host sent the gadget so far, oldest first (hex, as
 # usbmon writes them). usbmon text: tag time S Co:BUS:DEV:0 s bmRequestType bRequest
