@@ -478,6 +478,9 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
         let mut stats_file = StatsFile::new(&opts.stats_dir, tap.name());
         let mut next_binding = Some(binding);
         let mut resets = ResetBudget::default();
+        // The interface's name now: it follows a rename (`ip link set IF name NEW`) seen
+        // by the once-a-second look, for the log lines and the exit message.
+        let mut ifname = tap.name().to_string();
         let exit = loop {
             let Some(binding) = next_binding.take() else {
                 break Exit::Failed("no class binding for the ring".into());
@@ -528,15 +531,16 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
                 {
                     let now = tap.state().ok();
                     if let Some(now) = &now {
-                        stats_file.follow(&now.name);
-                        keep_mtu_within(tap.name(), now, link.mtu);
+                        ifname.clone_from(&now.name);
+                        stats_file.follow(&ifname);
+                        keep_mtu_within(now, link.mtu);
                     }
                     stats_file.refresh(&stats.snapshot());
                     let mode = now.map(|now| RxMode {
                         promiscuous: now.promiscuous,
                     });
                     rx_mode.poll(mode, |mode| {
-                        apply_rx_mode(driver.as_mut(), &*ctl, &func, tap.name(), mode)
+                        apply_rx_mode(driver.as_mut(), &*ctl, &func, &ifname, mode)
                     });
                 }
                 ring.join()
@@ -564,8 +568,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
                 Ok(Some(b)) => {
                     Stats::add(&stats.device_resets, 1);
                     log::warn!(
-                        "{devname} was reset; its interfaces are claimed back and {} goes on",
-                        tap.name()
+                        "{devname} was reset; its interfaces are claimed back and {ifname} goes on"
                     );
                     let _ = tap.set_carrier(!link.carrier_from_status);
                     next_binding = Some(crate::pcap::wrap_binding(b, rec.as_ref()));
@@ -573,12 +576,15 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
                 Err(e) => break Exit::Failed(e),
             }
         };
-        crate::sdnotify::stopping(&format!("{}: {}", tap.name(), ring::describe(&exit)));
+        if let Ok(now) = tap.state() {
+            ifname = now.name;
+        }
+        crate::sdnotify::stopping(&format!("{ifname}: {}", ring::describe(&exit)));
         stats_file.write(&stats.snapshot());
         let snap = stats.snapshot();
         log::info!(
             "{}: {}; rx {} frames, tx {} frames, tx_busy {}, drops rx {}/{}/{} tx {}/{}",
-            tap.name(),
+            ifname,
             ring::describe(&exit),
             snap.rx_frames,
             snap.tx_frames,
@@ -590,10 +596,7 @@ pub fn run(opts: &RunOptions, stop: Arc<Stop>) -> Result<Ended, RunError> {
             snap.tx_drop_error,
         );
         stats_file.remove();
-        Ok(Ended {
-            ifname: tap.name().to_string(),
-            exit,
-        })
+        Ok(Ended { ifname, exit })
     })();
     if !matches!(&result, Ok(e) if e.exit == Exit::Unplugged) {
         unbind(&mut driver);
@@ -692,8 +695,8 @@ fn take_back_after_reset(
 /// an MTU (its `max_mtu`), where a TAP takes anything up to 65535, and usbnetd could only
 /// drop every frame above the device's limit, which TCP, segmenting to the new MTU, would
 /// then retransmit in vain. A lower MTU is left as it is.
-fn keep_mtu_within(ifname: &str, now: &IfState, max: u32) {
-    let mtu = now.mtu;
+fn keep_mtu_within(now: &IfState, max: u32) {
+    let (ifname, mtu) = (&now.name, now.mtu);
     if mtu <= max {
         return;
     }

@@ -102,6 +102,7 @@ $IP link set $TAP down && $IP link set $TAP name $NEWIF && $IP link set $NEWIF u
 check "usbnetd stats finds the instance as $NEWIF" wait_for 3 sh -c "LD_LIBRARY_PATH=/mnt/bin/lib $USBNETD stats $NEWIF > /dev/null"
 promisc_step "promisc on as $NEWIF" $KON $IP link set $NEWIF promisc on
 promisc_step "promisc off as $NEWIF" $KOFF $IP link set $NEWIF promisc off
+check "usbnetd's log names the interface $NEWIF after the rename" grep -q "$NEWIF: promiscuous on" $LAB_RES.usbnetd.log
 $IP link set $NEWIF down && $IP link set $NEWIF name $TAP && $IP link set $TAP up ||
 	fail "cannot rename $NEWIF back to $TAP"
 check "ping through $TAP after the renames" wait_for 10 ping1 $NET_GADGET
