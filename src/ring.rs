@@ -319,7 +319,17 @@ pub struct RingConfig {
     /// The network fd is a TAP with `IFF_VNET_HDR`: every frame read or written carries a
     /// virtio-net header, and reads may be TCP super-packets (TSO) or need a checksum.
     pub vnet: bool,
+    /// How long a full OUT ring may go without a completion before its transfers are
+    /// unlinked ([`TX_TIMEOUT`] by default).
+    pub tx_timeout: Duration,
 }
+
+/// usbnet's TX_TIMEOUT_JIFFIES: when the OUT ring has been full this long with no
+/// transfer completing (a device that stopped taking data), the kernel's netdev
+/// watchdog calls usbnet's `tx_timeout`, which unlinks every OUT transfer; so does
+/// the ring. Their frames are counted lost and the ring takes new ones; a device that
+/// takes data again gets fresh frames instead of seconds-old ones.
+pub const TX_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Linux caps all in-flight usbfs memory at `usbfs_memory_mb` (16 MiB by default, shared by
 /// every process). Queue depths are clamped so one instance uses at most a quarter of it;
@@ -388,6 +398,7 @@ impl RingConfig {
             tx_transfer_size,
             max_frame,
             vnet: false,
+            tx_timeout: TX_TIMEOUT,
         }
     }
 }
@@ -811,6 +822,10 @@ struct TxState {
     /// Transfers submitted so far (ZLPs included): tells a step that it submitted.
     submitted: u64,
     busy: bool,
+    /// While every slot is in flight: since when no OUT transfer completed (the TX
+    /// watchdog's clock), and how long it may run.
+    stalled_since: Option<Instant>,
+    tx_timeout: Duration,
     /// The bulk OUT endpoint's halt and error state (nothing is held: a failed transfer's
     /// frames are lost, and its buffer goes back to `free`).
     ep: EpState,
@@ -875,10 +890,39 @@ impl TxState {
             open_frames: 0,
             submitted: 0,
             busy: false,
+            stalled_since: None,
+            tx_timeout: cfg.tx_timeout,
             ep: EpState::default(),
             net_drained: false,
             fd_pipe,
         }
+    }
+
+    /// The TX watchdog: the ring has been full for [`RingConfig::tx_timeout`] with no
+    /// completion (see [`TX_TIMEOUT`]): unlink every OUT transfer. Their completions
+    /// (cancelled) count their frames lost and free the slots.
+    fn watchdog(&mut self, stats: &Stats) {
+        let Some(since) = self.stalled_since else {
+            return;
+        };
+        if self.ep.halting || since.elapsed() < self.tx_timeout {
+            return;
+        }
+        log::warn!(
+            "bulk OUT: no transfer completed in {:?} with all {} in flight; unlinking them \
+             (the device takes no data)",
+            self.tx_timeout,
+            self.slots
+        );
+        Stats::add(&stats.tx_timeouts, 1);
+        self.side.bulk_out.cancel_all();
+        self.stalled_since = Some(Instant::now());
+    }
+
+    /// How long a sleep may last: while the ring is full, until the watchdog is due.
+    fn sleep_limit(&self) -> Option<Duration> {
+        self.stalled_since
+            .map(|since| self.tx_timeout.saturating_sub(since.elapsed()))
     }
 
     /// What a sleep that watched the network fd when `watched` says about it.
@@ -893,6 +937,9 @@ impl TxState {
         let mut any = false;
         while let Some(c) = next(self.side.bulk_out.as_mut(), waker) {
             any = true;
+            if self.stalled_since.is_some() {
+                self.stalled_since = Some(Instant::now());
+            }
             let is_zlp = c.buffer.capacity() == 0;
             if c.status.is_err() && !stop.is_set() {
                 // The frames it carried (its tag, set at submission) are lost.
@@ -1090,6 +1137,15 @@ impl TxState {
         let room = self.carry.is_none()
             && (self.open.is_some() || !self.free.is_empty())
             && !self.ep.halting;
+        // The watchdog's clock runs while the network is not read for want of a slot
+        // (whether or not a frame waits yet), as the kernel's runs from netif_stop_queue;
+        // every completion restarts it (in `collect`).
+        match (!room && !self.ep.halting, self.stalled_since) {
+            (true, None) => self.stalled_since = Some(Instant::now()),
+            (false, Some(_)) => self.stalled_since = None,
+            _ => {}
+        }
+        self.watchdog(stats);
         if !room {
             // "Drained" is only worth knowing while a sleep watches the network fd, which
             // it does only with room; a frame that came after the EAGAIN must be seen
@@ -1158,7 +1214,11 @@ pub fn run(rx: RxSide, tx: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) 
             }
         } else if !rx.has_completion() && !tx.wants_completion() {
             let net = tx.side.net.clone();
-            let woken = sleeper.sleep(Some(stop), t.room.then_some(&*net), rx.sleep_limit());
+            let limit = match (rx.sleep_limit(), tx.sleep_limit()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let woken = sleeper.sleep(Some(stop), t.room.then_some(&*net), limit);
             Stats::add(&stats.wakeups, 1);
             if woken.stop {
                 break Exit::Stopped;
@@ -1222,7 +1282,7 @@ pub fn run_tx(side: TxSide, cfg: RingConfig, stats: &Stats, stop: &Stop) -> Exit
             Ok(t) if t.worked || tx.wants_completion() => {}
             Ok(t) => {
                 let net = tx.side.net.clone();
-                let woken = sleeper.sleep(Some(stop), t.room.then_some(&*net), None);
+                let woken = sleeper.sleep(Some(stop), t.room.then_some(&*net), tx.sleep_limit());
                 if woken.stop {
                     break Exit::Stopped;
                 }

@@ -70,9 +70,12 @@ counters! {
     /// many transfers it failed; collected lazily, so they may show up to half a ring
     /// late).
     tx_errors,
-    /// Frames lost in OUT transfers that failed (or were unlinked to clear a halt): the
-    /// frames behind `tx_errors`.
+    /// Frames lost in OUT transfers that failed (or were unlinked to clear a halt, or by
+    /// the TX watchdog): the frames behind `tx_errors` and `tx_timeouts`.
     tx_drop_error,
+    /// Times the OUT ring was full for 5 s with no transfer completing, and its
+    /// transfers were unlinked (usbnet's `tx_timeout`).
+    tx_timeouts,
     /// IN transfers that failed (not counting cancellation at exit).
     rx_errors,
     /// Stalled endpoints cleared with CLEAR_FEATURE(ENDPOINT_HALT).

@@ -227,6 +227,7 @@ fn cfg(binding: &Binding, rx_queue: usize, tx_queue: usize) -> RingConfig {
         tx_transfer_size: binding.link.tx_transfer_size,
         max_frame: 1514,
         vnet: false,
+        tx_timeout: usbnetd::ring::TX_TIMEOUT,
     }
 }
 
@@ -475,6 +476,7 @@ fn ring_cfg(rx_queue: usize, tx_queue: usize, size: usize) -> RingConfig {
         tx_transfer_size: size,
         max_frame: 1514,
         vnet: false,
+        tx_timeout: usbnetd::ring::TX_TIMEOUT,
     }
 }
 
@@ -722,6 +724,71 @@ fn ecm_tx_back_pressure_loses_no_frame_and_counts_tx_busy() {
     assert_eq!(tx.dev.distinct_buffers(), 4, "OUT buffers are recycled");
     tx.stop.trigger();
     assert_eq!(tx.thread.join().unwrap(), Exit::Stopped);
+}
+
+#[test]
+fn a_device_that_takes_no_data_gets_its_out_transfers_unlinked_then_fresh_frames() {
+    // usbnet's tx_timeout: every slot in flight and nothing completing for the timeout
+    // (5 s in use; 300 ms here) unlinks every OUT transfer, counts their frames lost and
+    // takes new frames, where otherwise the ring would wait on the device for ever. The
+    // clock runs from the ring filling up, as the kernel's from netif_stop_queue, whether
+    // or not a frame is waiting yet: here each frame comes alone (an NCM transfer takes
+    // every frame that is ready), and the next ones only after the unlink.
+    let frames: Vec<Vec<u8>> = (0..8u32).map(|i| frame(i, 100)).collect();
+    let binding = bind(ClassKind::Ncm);
+    let mut c = cfg(&binding, 4, 4);
+    c.tx_timeout = Duration::from_millis(300);
+    let (bulk_out, dev) = fake::pipe(0x02, 512);
+    let (file, peer) = net();
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(Stop::new().unwrap());
+    let side = TxSide {
+        bulk_out: Box::new(bulk_out),
+        tx: binding.tx,
+        net: file,
+    };
+    let thread = {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        thread::spawn(move || run_tx(side, c, &stats, &stop))
+    };
+    for (k, f) in frames[..4].iter().enumerate() {
+        peer.send(f).unwrap();
+        wait_until("one more in flight", || dev.in_flight() == k + 1);
+    }
+    // The device takes nothing: the watchdog unlinks the four, with no frame waiting.
+    wait_until("the watchdog", || stats.snapshot().tx_timeouts == 1);
+    wait_until("the unlinked ones back", || dev.in_flight() == 0);
+    assert_eq!(stats.snapshot().tx_drop_error, 4);
+    assert_eq!(stats.snapshot().tx_busy, 0, "no frame waited for a slot");
+    // Fresh frames go out, and a device that takes data again gets them; with slots free
+    // the clock stops.
+    peer.send(&frames[4]).unwrap();
+    peer.send(&frames[5]).unwrap();
+    wait_until("the fresh frames in flight", || {
+        stats.snapshot().tx_frames == 6
+    });
+    let n = dev.in_flight();
+    assert_eq!(dev.complete_out(n), n);
+    // (what the fake records of the unlinked transfers comes first)
+    let sent = dev.take_sent();
+    let got: Vec<Vec<u8>> = sent[sent.len() - n..]
+        .iter()
+        .flat_map(|ntb| {
+            wire::parse_ntb(ntb, &RxLimits::for_mtu(1500))
+                .unwrap()
+                .map(<[u8]>::to_vec)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(got, frames[4..6]);
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        stats.snapshot().tx_timeouts,
+        1,
+        "the ring was not full again"
+    );
+    stop.trigger();
+    assert_eq!(thread.join().unwrap(), Exit::Stopped);
 }
 
 #[test]

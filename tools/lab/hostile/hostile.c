@@ -37,6 +37,8 @@
  *                 valid NTB
  *   valid N       N valid NTBs of one frame each
  *   connect       NETWORK_CONNECTION up + CONNECTION_SPEED_CHANGE
+ *   pause-out S   read nothing on bulk OUT for S seconds (the host's transfers wait, as
+ *                 on a device whose firmware stopped taking data), then read again
  *   quit          close ep0 (unplug) and exit
  */
 #define _GNU_SOURCE
@@ -78,6 +80,8 @@ static int started_threads;
 
 static atomic_ulong out_transfers, out_good, out_bad, out_frames, out_bytes, out_oversize;
 static atomic_ulong in_transfers, in_errors;
+/* "pause-out": bulk OUT is not read (the host's transfers wait) until this CLOCK_MONOTONIC ms */
+static atomic_ulong out_paused_until;
 
 /* The RNDIS personality (rndis.c, included at the end of this file). */
 static int rndis_mode;
@@ -961,6 +965,13 @@ bad:
 	atomic_fetch_add(&out_bad, 1);
 }
 
+static unsigned long now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (unsigned long)t.tv_sec * 1000 + (unsigned long)t.tv_nsec / 1000000;
+}
+
 static void *out_reader(void *arg)
 {
 	static uint8_t buf[65536];
@@ -969,6 +980,9 @@ static void *out_reader(void *arg)
 	for (;;) {
 		int fd = ep_out;
 		ssize_t r;
+		/* no read queued: gadgetfs has no request on the endpoint, the host's OUT waits */
+		while (now_ms() < atomic_load(&out_paused_until))
+			usleep(10000);
 		if (fd < 0) {
 			usleep(20000);
 			continue;
@@ -1118,6 +1132,12 @@ static void *commands(void *arg)
 			run_stall();
 		} else if (!strcmp(line, "int-stall") && !rndis_mode) {
 			run_int_stall();
+		} else if (!strcmp(line, "pause-out") && arg2) {
+			/* the device takes no data for SECS seconds (a wedged firmware) */
+			int secs = atoi(arg2);
+			atomic_store(&out_paused_until, now_ms() + 1000ul * (unsigned long)secs);
+			sleep((unsigned)secs);
+			say("done pause-out %d", secs);
 		} else if (!strcmp(line, "valid")) {
 			int n = arg2 ? atoi(arg2) : 1, i, err = 0;
 			for (i = 0; i < n && !err; i++)

@@ -66,6 +66,40 @@ run_data() {
 	done
 	run_stall $_if $_who
 	run_int_stall $_if $_who
+	run_out_pause $_if $_who
+}
+
+# run_out_pause IF WHO: the device reads nothing on bulk OUT for 8 s while the host
+# sends 3 s of pings (to a fixed neighbour: the device answers no ARP), more than the
+# OUT queue holds. The host must unlink what waits after 5 s with its queue full, as the
+# kernel's netdev watchdog has usbnet's tx_timeout do (the queue's tx_timeout count in
+# sysfs; usbnetd's tx_timeouts), and once the device reads again it must take
+# well-formed NTBs from the host.
+run_out_pause() {
+	$IP addr replace $NET_HOST/24 dev $1
+	$IP neigh replace $NET_GADGET lladdr 02:00:00:00:00:99 dev $1
+	if [ $2 = usbnetd ]; then t0=$(ustat tx_timeouts); else t0=$(cat /sys/class/net/$1/queues/tx-0/tx_timeout); fi
+	ping -c 300 -i 0.01 -W 1 $NET_GADGET > /dev/null 2>&1 &
+	_pp=$!
+	hcmd pause-out 8 || fail "$2: hostile pause-out did not finish"
+	wait $_pp
+	if [ $2 = usbnetd ]; then t=$(($(ustat tx_timeouts) - t0)); else t=$(($(cat /sys/class/net/$1/queues/tx-0/tx_timeout) - t0)); fi
+	g0=$(hstat out_good)
+	ping -c 3 -i 0.2 -W 1 $NET_GADGET > /dev/null 2>&1
+	sleep 0.5
+	g=$(($(hstat out_good) - g0))
+	$IP neigh del $NET_GADGET dev $1 2>/dev/null
+	$IP addr flush dev $1
+	out="$t TX timeout(s), then $g NTBs taken"
+	verdict=ok
+	[ $t -ge 1 ] || verdict="OUT transfers never unlinked"
+	[ $g -ge 1 ] || verdict="$verdict; TX did not resume"
+	if [ $2 = usbnetd ]; then
+		is_alive $UPID || verdict="usbnetd DIED"
+		[ "$verdict" = ok ] || fail "usbnetd, bulk OUT not read for 8 s: $verdict ($out)"
+	fi
+	log "$2 out-pause: $out: $verdict"
+	cell fault out-pause $2 "$out: $verdict"
 }
 
 # kernel_bringup KIND CASE: how cdc_ncm takes the device now plugged (netdev? TX?)
