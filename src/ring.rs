@@ -937,9 +937,6 @@ impl TxState {
         let mut any = false;
         while let Some(c) = next(self.side.bulk_out.as_mut(), waker) {
             any = true;
-            if self.stalled_since.is_some() {
-                self.stalled_since = Some(Instant::now());
-            }
             let is_zlp = c.buffer.capacity() == 0;
             if c.status.is_err() && !stop.is_set() {
                 // The frames it carried (its tag, set at submission) are lost.
@@ -976,6 +973,11 @@ impl TxState {
                 v.clear();
                 self.free.push(v);
             }
+        }
+        // The device took something: the watchdog's clock starts again (once per
+        // collection, not per completion: a full ring under load collects often).
+        if any && self.stalled_since.is_some() {
+            self.stalled_since = Some(Instant::now());
         }
         Ok(any)
     }
