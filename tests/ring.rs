@@ -656,9 +656,22 @@ fn start_tx_with(
     vnet: bool,
     queued: &[Vec<u8>],
 ) -> Tx {
+    start_tx_cfg(class, auto, queued, |c| {
+        c.tx_queue = tx_queue;
+        c.vnet = vnet;
+    })
+}
+
+/// A TX ring as [`start_tx_with`] starts it, with its configuration changed by `tweak`.
+fn start_tx_cfg(
+    class: ClassKind,
+    auto: bool,
+    queued: &[Vec<u8>],
+    tweak: impl FnOnce(&mut RingConfig),
+) -> Tx {
     let binding = bind(class);
-    let mut c = cfg(&binding, 4, tx_queue);
-    c.vnet = vnet;
+    let mut c = cfg(&binding, 4, 4);
+    tweak(&mut c);
     let (bulk_out, dev) = fake::pipe(0x02, 512);
     dev.set_auto_complete(auto);
     let (file, peer) = net();
@@ -735,22 +748,15 @@ fn a_device_that_takes_no_data_gets_its_out_transfers_unlinked_then_fresh_frames
     // or not a frame is waiting yet: here each frame comes alone (an NCM transfer takes
     // every frame that is ready), and the next ones only after the unlink.
     let frames: Vec<Vec<u8>> = (0..8u32).map(|i| frame(i, 100)).collect();
-    let binding = bind(ClassKind::Ncm);
-    let mut c = cfg(&binding, 4, 4);
-    c.tx_timeout = Duration::from_millis(300);
-    let (bulk_out, dev) = fake::pipe(0x02, 512);
-    let (file, peer) = net();
-    let stats = Arc::new(Stats::default());
-    let stop = Arc::new(Stop::new().unwrap());
-    let side = TxSide {
-        bulk_out: Box::new(bulk_out),
-        tx: binding.tx,
-        net: file,
-    };
-    let thread = {
-        let (stats, stop) = (stats.clone(), stop.clone());
-        thread::spawn(move || run_tx(side, c, &stats, &stop))
-    };
+    let Tx {
+        dev,
+        peer,
+        stats,
+        stop,
+        thread,
+    } = start_tx_cfg(ClassKind::Ncm, false, &[], |c| {
+        c.tx_timeout = Duration::from_millis(300)
+    });
     for (k, f) in frames[..4].iter().enumerate() {
         peer.send(f).unwrap();
         wait_until("one more in flight", || dev.in_flight() == k + 1);
