@@ -555,10 +555,17 @@ impl RxState {
         }
         log::info!("the interface is up: bulk IN resumed");
         self.net_down = None;
-        if !self.bulk.halting {
-            for b in self.spare.drain(..) {
-                self.side.bulk_in.submit(b);
-            }
+        self.resubmit_spare();
+    }
+
+    /// Put the buffers waiting in `spare` back in flight, unless a halt is being cleared
+    /// (they wait for the clear) or the network side is down (they wait for it to be up).
+    fn resubmit_spare(&mut self) {
+        if self.bulk.halting || self.net_down.is_some() {
+            return;
+        }
+        for b in self.spare.drain(..) {
+            self.side.bulk_in.submit(b);
         }
     }
 
@@ -694,10 +701,8 @@ impl RxState {
         }
         // Resubmit after the frames are written, and only once several wait: between
         // steps at least `rx_queue - spare_max` transfers stay in flight.
-        if self.spare.len() > self.spare_max && !self.bulk.halting && self.net_down.is_none() {
-            for b in self.spare.drain(..) {
-                self.side.bulk_in.submit(b);
-            }
+        if self.spare.len() > self.spare_max {
+            self.resubmit_spare();
         }
         worked |= self
             .bulk
